@@ -1,0 +1,28 @@
+//! Tickwire's wire types, shared state model, maps and codecs.
+//!
+//! Everything a server and a client must agree on lives here and only here:
+//! the messages (one Rust enum per direction serves JSON and bincode alike),
+//! the world state both sides rebuild frame by frame, the delta that moves it
+//! one tick forward, the checksum that proves the two sides agree, the map
+//! format, and the text sanitiser that keeps escape sequences off terminals.
+//! The crate does no I/O.
+
+pub mod api;
+pub mod codec;
+pub mod geom;
+pub mod map;
+pub mod msg;
+pub mod state;
+pub mod text;
+
+pub use codec::{CodecError, Format, SharedFrame};
+pub use geom::{Dir, Pos};
+pub use map::{Map, MapError};
+pub use msg::*;
+pub use state::{Delta, Score, SnakeDelta, SnakeState, WorldState};
+
+/// The protocol version a `hello` must carry. Bump on any change to the wire.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Identifies a player within a room (stable across a resume).
+pub type PlayerId = u32;
