@@ -68,6 +68,8 @@ pub enum ClientMsg {
     Chat(ChatText),
     /// Leave the room now (no resume grace).
     Leave {},
+    /// Ask for a keyframe (the client lost track of the world).
+    Resync {},
 }
 
 /// Opens a session: `{"hello": {"version": 1, "name": "alice"}}`.

@@ -1,1 +1,7 @@
-//! placeholder
+//! Tickwire's terminal client as a library: the client-side view of a room,
+//! the client stack (transports, reconnect), bots and the ratatui UI. The
+//! `tui-client` binary wires them up.
+
+pub mod client;
+pub mod ui;
+pub mod view;
