@@ -50,7 +50,9 @@ pub fn encode<T: Serialize>(format: Format, msg: &T) -> Bytes {
     match format {
         // Invariant: our message types have only string map keys and no
         // fallible Serialize impls, so serde_json cannot fail on them.
-        Format::Json => serde_json::to_vec(msg).expect("protocol types serialise to JSON").into(),
+        Format::Json => serde_json::to_vec(msg)
+            .expect("protocol types serialise to JSON")
+            .into(),
         // Invariant: encoding into a Vec cannot fail for our types.
         Format::Bincode => bincode::serde::encode_to_vec(msg, bincode_config())
             .expect("protocol types serialise to bincode")
@@ -157,8 +159,15 @@ impl SharedFrame {
             // reordered struct degrades to per-player encoding, never to garbage.
             bytes.starts_with(&h).then_some((v, h.len()))
         });
-        debug_assert!(variant.is_none() || splice.is_some(), "ack must be the first field");
-        SharedFrame { format, bytes, splice }
+        debug_assert!(
+            variant.is_none() || splice.is_some(),
+            "ack must be the first field"
+        );
+        SharedFrame {
+            format,
+            bytes,
+            splice,
+        }
     }
 
     /// The format these bytes are in.

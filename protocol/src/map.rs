@@ -85,7 +85,11 @@ impl Map {
                             "snake" => Mode::Snake,
                             "tron" => Mode::Tron,
                             _ => {
-                                return Err(err(lineno, 1, format!("unknown mode `{v}` (snake or tron)")));
+                                return Err(err(
+                                    lineno,
+                                    1,
+                                    format!("unknown mode `{v}` (snake or tron)"),
+                                ));
                             }
                         })
                     }
@@ -105,11 +109,19 @@ impl Map {
                 continue;
             }
             if let Some(end) = grid_ended_at {
-                return Err(err(lineno, 1, format!("grid continues after the blank line {end}")));
+                return Err(err(
+                    lineno,
+                    1,
+                    format!("grid continues after the blank line {end}"),
+                ));
             }
             let y = rows.len();
             if y >= MAX_SIDE {
-                return Err(err(lineno, 1, format!("map is taller than {MAX_SIDE} rows")));
+                return Err(err(
+                    lineno,
+                    1,
+                    format!("map is taller than {MAX_SIDE} rows"),
+                ));
             }
             let mut row = String::with_capacity(line.len());
             for (x, ch) in line.chars().enumerate() {
@@ -128,7 +140,11 @@ impl Map {
                     }
                 }
                 if x >= MAX_SIDE {
-                    return Err(err(lineno, x + 1, format!("map is wider than {MAX_SIDE} columns")));
+                    return Err(err(
+                        lineno,
+                        x + 1,
+                        format!("map is wider than {MAX_SIDE} columns"),
+                    ));
                 }
             }
             let w = row.len();
@@ -147,7 +163,11 @@ impl Map {
             return Err(err(text.lines().count().max(1), 1, "map has no grid rows"));
         }
         if spawns.is_empty() {
-            return Err(err(1, 1, "map has no spawn point (put a digit on the floor)"));
+            return Err(err(
+                1,
+                1,
+                "map has no spawn point (put a digit on the floor)",
+            ));
         }
         Ok(Map {
             name,
@@ -202,14 +222,20 @@ mod tests {
             assert!(m.spawns.len() >= 2, "{name} needs spawns");
             assert!(builtin(name).is_some());
         }
-        let sizes: std::collections::BTreeSet<_> =
-            BUILTIN_MAPS.iter().map(|(n, _)| builtin(n).unwrap().area()).collect();
+        let sizes: std::collections::BTreeSet<_> = BUILTIN_MAPS
+            .iter()
+            .map(|(n, _)| builtin(n).unwrap().area())
+            .collect();
         assert_eq!(sizes.len(), BUILTIN_MAPS.len(), "maps have different sizes");
     }
 
     #[test]
     fn parses_header_grid_and_spawns() {
-        let m = Map::parse("; name = Box\n; mode = tron\n; food = 4\n#####\n#0.1#\n#####\n", "x").unwrap();
+        let m = Map::parse(
+            "; name = Box\n; mode = tron\n; food = 4\n#####\n#0.1#\n#####\n",
+            "x",
+        )
+        .unwrap();
         assert_eq!(m.name, "Box");
         assert_eq!(m.mode, Some(Mode::Tron));
         assert_eq!(m.food, Some(4));
@@ -236,9 +262,22 @@ mod tests {
 
     #[test]
     fn missing_spawn_unknown_header_and_empty_are_rejected() {
-        assert!(Map::parse("###\n#.#\n###\n", "x").unwrap_err().message.contains("spawn"));
-        assert_eq!(Map::parse("; colour = red\n#0#\n", "x").unwrap_err().line, 1);
-        assert!(Map::parse("; mode = pong\n#0#\n", "x").unwrap_err().message.contains("pong"));
+        assert!(
+            Map::parse("###\n#.#\n###\n", "x")
+                .unwrap_err()
+                .message
+                .contains("spawn")
+        );
+        assert_eq!(
+            Map::parse("; colour = red\n#0#\n", "x").unwrap_err().line,
+            1
+        );
+        assert!(
+            Map::parse("; mode = pong\n#0#\n", "x")
+                .unwrap_err()
+                .message
+                .contains("pong")
+        );
         assert!(Map::parse("", "x").is_err());
         let e = Map::parse("#0#\n\n#.#\n", "x").unwrap_err();
         assert_eq!(e.line, 3);

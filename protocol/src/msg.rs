@@ -209,13 +209,29 @@ pub struct ErrorMsg {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GameEvent {
-    Joined { id: PlayerId, name: String },
-    Left { id: PlayerId },
-    Ate { id: PlayerId },
-    Died { id: PlayerId, killer: Option<PlayerId>, cause: DeathCause },
-    Respawned { id: PlayerId },
+    Joined {
+        id: PlayerId,
+        name: String,
+    },
+    Left {
+        id: PlayerId,
+    },
+    Ate {
+        id: PlayerId,
+    },
+    Died {
+        id: PlayerId,
+        killer: Option<PlayerId>,
+        cause: DeathCause,
+    },
+    Respawned {
+        id: PlayerId,
+    },
     /// Tron: a round ended; `winner` is the last one riding, if any.
-    RoundOver { round: u32, winner: Option<PlayerId> },
+    RoundOver {
+        round: u32,
+        winner: Option<PlayerId>,
+    },
 }
 
 /// Why a snake died.

@@ -19,6 +19,7 @@ use crate::msg::{Mode, TickFrame};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorldState {
     pub tick: u64,
+    /// Fixed for a room's lifetime, so deltas never carry it.
     pub mode: Mode,
     /// Tron rounds played so far (snake mode: stays 0).
     pub round: u32,
@@ -114,8 +115,14 @@ pub enum DeltaError {
     UnknownSnake(PlayerId),
     #[error("delta trims {trim} cells from snake {id}, which has {len}")]
     Trim { id: PlayerId, trim: u32, len: usize },
-    #[error("checksum mismatch at tick {tick}: frame says {expected:#018x}, world is {actual:#018x}")]
-    Desync { tick: u64, expected: u64, actual: u64 },
+    #[error(
+        "checksum mismatch at tick {tick}: frame says {expected:#018x}, world is {actual:#018x}"
+    )]
+    Desync {
+        tick: u64,
+        expected: u64,
+        actual: u64,
+    },
 }
 
 /// Most head cells a snake can enter in one tick that a `Moved` delta will
@@ -216,7 +223,8 @@ impl WorldState {
             }
         }
         if !d.food_removed.is_empty() {
-            self.food.retain(|p| d.food_removed.binary_search(p).is_err());
+            self.food
+                .retain(|p| d.food_removed.binary_search(p).is_err());
         }
         for &p in &d.food_added {
             if let Err(i) = self.food.binary_search(&p) {
@@ -250,20 +258,20 @@ impl WorldState {
 }
 
 fn snake_delta(prev: &SnakeState, new: &SnakeState) -> SnakeDelta {
-    if prev.name == new.name {
-        if let Some((pushed, trim)) = body_move(&prev.body, &new.body) {
-            return SnakeDelta::Moved(SnakeMove {
-                id: new.id,
-                head: new.body.iter().take(pushed).rev().copied().collect(),
-                trim: trim as u32,
-                dir: new.dir,
-                alive: new.alive,
-                respawn_in: new.respawn_in,
-                boost: new.boost,
-                connected: new.connected,
-                score: new.score,
-            });
-        }
+    if prev.name == new.name
+        && let Some((pushed, trim)) = body_move(&prev.body, &new.body)
+    {
+        return SnakeDelta::Moved(SnakeMove {
+            id: new.id,
+            head: new.body.iter().take(pushed).rev().copied().collect(),
+            trim: trim as u32,
+            dir: new.dir,
+            alive: new.alive,
+            respawn_in: new.respawn_in,
+            boost: new.boost,
+            connected: new.connected,
+            score: new.score,
+        });
     }
     SnakeDelta::Full(new.clone())
 }

@@ -60,7 +60,11 @@ pub fn sanitize_line(s: &str, max_chars: usize) -> String {
 /// A player name: sanitised, at most [`MAX_NAME_CHARS`], never empty.
 pub fn sanitize_name(s: &str) -> String {
     let n = sanitize_line(s, MAX_NAME_CHARS);
-    if n.is_empty() { "player".to_string() } else { n }
+    if n.is_empty() {
+        "player".to_string()
+    } else {
+        n
+    }
 }
 
 /// A chat line: sanitised, at most [`MAX_CHAT_CHARS`].
@@ -86,8 +90,14 @@ mod tests {
 
     #[test]
     fn cuts_to_length_in_characters() {
-        assert_eq!(sanitize_name("ééééééééééééééééééééé").chars().count(), MAX_NAME_CHARS);
-        assert_eq!(sanitize_chat(&"x".repeat(1000)).chars().count(), MAX_CHAT_CHARS);
+        assert_eq!(
+            sanitize_name("ééééééééééééééééééééé").chars().count(),
+            MAX_NAME_CHARS
+        );
+        assert_eq!(
+            sanitize_chat(&"x".repeat(1000)).chars().count(),
+            MAX_CHAT_CHARS
+        );
     }
 
     proptest! {
