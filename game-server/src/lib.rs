@@ -3,6 +3,7 @@
 //! binary and the client's embedded server both start it through [`start`].
 
 pub mod sim;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::time::Duration;

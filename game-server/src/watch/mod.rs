@@ -1,0 +1,3 @@
+//! The live ANSI view of a room for `curl -N /rooms/{room}/watch`.
+
+pub mod render;
