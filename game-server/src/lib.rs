@@ -2,8 +2,15 @@
 //! their tick loops, sessions, transports and the HTTP API. The `game-server`
 //! binary and the client's embedded server both start it through [`start`].
 
+pub mod clock;
+pub mod outbox;
+pub mod room;
+pub mod rooms;
+pub mod routes;
+pub mod session;
 pub mod sim;
 pub mod watch;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -59,18 +66,73 @@ pub enum StartError {
 pub struct RunningServer {
     /// The address actually bound (the port is real even when 0 was asked).
     pub local_addr: SocketAddr,
+    /// The rooms, for embedding programs and tests.
+    pub rooms: rooms::Rooms,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
 }
+
+/// How long a graceful shutdown may take before connections are dropped.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 impl RunningServer {
     /// Graceful shutdown: stop accepting, close every client with a reason,
-    /// stop the rooms; returns when done.
+    /// stop the rooms; returns when done (at most a few seconds).
     pub async fn shutdown(self) {
-        todo!()
+        let _ = self.shutdown.send(true);
+        let abort = self.server.abort_handle();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.server)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
     }
 }
 
-/// Binds and starts the server on the current tokio runtime.
+/// Binds and starts the server on the current tokio runtime, with the
+/// default room `lobby`.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
-    let _ = config;
-    todo!()
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let rooms = rooms::Rooms::new(shutdown_rx.clone(), config.resume_grace);
+    rooms
+        .create(
+            protocol::api::CreateRoom {
+                id: Some("lobby".into()),
+                mode: Some(config.mode),
+                map: Some(config.map.clone()),
+                tick_rate: Some(config.tick_rate),
+                max_players: Some(config.max_players),
+            },
+            config.seed,
+        )
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.bind,
+        source,
+    })?;
+    let state = routes::AppState {
+        rooms: rooms.clone(),
+        shutdown: shutdown_rx.clone(),
+    };
+    let mut signal = shutdown_rx;
+    let server = tokio::spawn(
+        warp::serve(routes::routes(state))
+            .incoming(listener)
+            .graceful(async move { clock::until_shutdown(&mut signal).await })
+            .run(),
+    );
+    tracing::info!(%local_addr, "listening");
+    Ok(RunningServer {
+        local_addr,
+        rooms,
+        shutdown: shutdown_tx,
+        server,
+    })
 }

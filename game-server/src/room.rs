@@ -1,0 +1,469 @@
+//! Rooms: one tokio task per room runs the fixed-tick loop around the
+//! simulation and fans every frame out, encoded once per format, to the
+//! bounded outboxes of its subscribers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use protocol::api::RoomInfo;
+use protocol::codec::encode;
+use protocol::{
+    ChatLine, Format, Hello, Input, Map, Mode, PlayerId, Role, ServerMsg, SharedFrame, Snapshot,
+    TickFrame, Welcome, WorldState,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info_span};
+
+use crate::clock::now_us;
+use crate::outbox::{DEFAULT_CAPACITY, Outbox, Pushed};
+use crate::session::{AdmitError, Players, random_hex128};
+use crate::sim::{SimConfig, SimInput, World};
+
+/// Commands a room's queue holds before senders are told it is busy.
+const COMMAND_QUEUE: usize = 4096;
+
+/// A subscriber's id within its room.
+pub type SubId = u64;
+
+/// How a room is set up.
+#[derive(Clone, Debug)]
+pub struct RoomConfig {
+    pub id: String,
+    pub mode: Mode,
+    /// Built-in map name.
+    pub map_name: String,
+    pub map: Map,
+    pub tick_rate: u32,
+    pub max_players: u32,
+    pub seed: u64,
+    pub resume_grace: Duration,
+}
+
+/// Counters a room publishes for `/api/rooms` (read without asking the task).
+#[derive(Debug, Default)]
+pub struct RoomStats {
+    pub players: AtomicU32,
+    pub spectators: AtomicU32,
+    pub tick: AtomicU64,
+    /// Ticks that started late because the previous one overran.
+    pub overruns: AtomicU64,
+}
+
+/// A joined subscriber: what its transport needs.
+#[derive(Debug)]
+pub struct Joined {
+    pub sub: SubId,
+    pub welcome: Welcome,
+    pub outbox: Arc<Outbox>,
+}
+
+/// A command to a room task.
+#[derive(Debug)]
+pub enum RoomCmd {
+    Join {
+        hello: Hello,
+        format: Format,
+        reply: oneshot::Sender<Result<Joined, AdmitError>>,
+    },
+    Input {
+        sub: SubId,
+        input: Input,
+    },
+    Chat {
+        sub: SubId,
+        text: String,
+    },
+    Resync {
+        sub: SubId,
+    },
+    /// The connection dropped: a player keeps its snake for the grace period.
+    Detach {
+        sub: SubId,
+    },
+    /// The player left on purpose: its snake goes now.
+    Leave {
+        sub: SubId,
+    },
+}
+
+/// A cheap, cloneable way to talk to a room.
+#[derive(Clone, Debug)]
+pub struct RoomHandle {
+    pub config: Arc<RoomConfig>,
+    pub stats: Arc<RoomStats>,
+    commands: mpsc::Sender<RoomCmd>,
+}
+
+/// The room's task is gone (server shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("the room has closed")]
+pub struct RoomClosed;
+
+impl RoomHandle {
+    /// Starts a room task; it runs until `shutdown` turns true.
+    pub fn spawn(config: RoomConfig, shutdown: watch::Receiver<bool>) -> RoomHandle {
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let config = Arc::new(config);
+        let stats = Arc::new(RoomStats::default());
+        let span = info_span!("room", id = %config.id);
+        let task = RoomTask::new(config.clone(), stats.clone());
+        tokio::spawn(task.run(rx, shutdown).instrument(span));
+        RoomHandle {
+            config,
+            stats,
+            commands: tx,
+        }
+    }
+
+    /// Joins the room (player or spectator, per the hello).
+    pub async fn join(
+        &self,
+        hello: Hello,
+        format: Format,
+    ) -> Result<Result<Joined, AdmitError>, RoomClosed> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(RoomCmd::Join {
+                hello,
+                format,
+                reply,
+            })
+            .await
+            .map_err(|_| RoomClosed)?;
+        rx.await.map_err(|_| RoomClosed)
+    }
+
+    /// Queues a command without waiting; `false` if the room is busy or gone
+    /// (the command is dropped: a flooding client only loses its own inputs).
+    pub fn try_send(&self, cmd: RoomCmd) -> bool {
+        self.commands.try_send(cmd).is_ok()
+    }
+
+    /// Sends a command that must not be lost (detach, leave).
+    pub async fn send(&self, cmd: RoomCmd) {
+        let _ = self.commands.send(cmd).await;
+    }
+
+    /// The room as `/api/rooms` shows it.
+    pub fn info(&self) -> RoomInfo {
+        RoomInfo {
+            id: self.config.id.clone(),
+            mode: self.config.mode,
+            map: self.config.map_name.clone(),
+            players: self.stats.players.load(Ordering::Relaxed),
+            spectators: self.stats.spectators.load(Ordering::Relaxed),
+            max_players: self.config.max_players,
+            tick_rate: self.config.tick_rate,
+            tick: self.stats.tick.load(Ordering::Relaxed),
+        }
+    }
+}
+
+struct Sub {
+    player: Option<PlayerId>,
+    format: Format,
+    outbox: Arc<Outbox>,
+    needs_keyframe: bool,
+}
+
+struct RoomTask {
+    config: Arc<RoomConfig>,
+    stats: Arc<RoomStats>,
+    world: World,
+    prev: WorldState,
+    players: Players,
+    subs: BTreeMap<SubId, Sub>,
+    next_sub: SubId,
+    pending: Vec<SimInput>,
+    /// Highest input seq queued per player for the next tick.
+    pending_acks: BTreeMap<PlayerId, u64>,
+    chat: Vec<ChatLine>,
+}
+
+impl RoomTask {
+    fn new(config: Arc<RoomConfig>, stats: Arc<RoomStats>) -> Self {
+        let world = World::new(
+            config.map.clone(),
+            SimConfig::for_map(config.mode, &config.map),
+            config.seed,
+        );
+        let grace_ticks =
+            (config.resume_grace.as_secs_f64() * config.tick_rate as f64).ceil() as u64;
+        RoomTask {
+            prev: world.state().clone(),
+            world,
+            players: Players::new(config.max_players, grace_ticks.max(1)),
+            subs: BTreeMap::new(),
+            next_sub: 1,
+            pending: Vec::new(),
+            pending_acks: BTreeMap::new(),
+            chat: Vec::new(),
+            config,
+            stats,
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<RoomCmd>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let period = Duration::from_secs_f64(1.0 / self.config.tick_rate.clamp(1, 60) as f64);
+        let mut next = Instant::now() + period;
+        loop {
+            tokio::select! {
+                biased;
+                _ = crate::clock::until_shutdown(&mut shutdown) => break,
+                _ = tokio::time::sleep_until(next) => {
+                    self.tick();
+                    next += period;
+                    // A tick that overran: count the ticks we could not start
+                    // on time and keep the original phase, never bursting.
+                    let now = Instant::now();
+                    while next <= now {
+                        next += period;
+                        self.stats.overruns.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd),
+                    None => break,
+                },
+            }
+        }
+        for sub in self.subs.values() {
+            sub.outbox.close();
+        }
+        debug!("room stopped");
+    }
+
+    fn handle(&mut self, cmd: RoomCmd) {
+        match cmd {
+            RoomCmd::Join {
+                hello,
+                format,
+                reply,
+            } => {
+                let joined = self.join(hello, format);
+                if let Err(Ok(j)) = reply.send(joined) {
+                    // The transport gave up waiting: undo.
+                    self.detach(j.sub, false);
+                }
+            }
+            RoomCmd::Input { sub, input } => {
+                let Some(id) = self.subs.get(&sub).and_then(|s| s.player) else {
+                    return;
+                };
+                if self.players.accept_input(id, input.seq) {
+                    self.pending.push(SimInput::Turn { id, dir: input.dir });
+                    self.pending.push(SimInput::Boost {
+                        id,
+                        on: input.boost,
+                    });
+                    self.pending_acks.insert(id, input.seq);
+                }
+            }
+            RoomCmd::Chat { sub, text } => {
+                let from = match self.subs.get(&sub).and_then(|s| s.player) {
+                    Some(id) => self.players.get(id).map(|p| p.name.clone()),
+                    None => Some("spectator".to_string()),
+                };
+                let text = protocol::text::sanitize_chat(&text);
+                if let (Some(from), false) = (from, text.is_empty()) {
+                    self.chat.push(ChatLine { from, text });
+                }
+            }
+            RoomCmd::Resync { sub } => {
+                if let Some(s) = self.subs.get_mut(&sub) {
+                    s.needs_keyframe = true;
+                }
+            }
+            RoomCmd::Detach { sub } => self.detach(sub, false),
+            RoomCmd::Leave { sub } => self.detach(sub, true),
+        }
+        self.publish_counts();
+    }
+
+    fn join(&mut self, hello: Hello, format: Format) -> Result<Joined, AdmitError> {
+        let (player, resumed, name, token, session) = match hello.role {
+            Role::Spectator => (
+                None,
+                false,
+                "spectator".to_string(),
+                random_hex128(),
+                random_hex128()[..16].to_string(),
+            ),
+            Role::Player => {
+                let (id, resumed) = self.players.admit(&hello.name, hello.token.as_deref())?;
+                // Invariant: admit just returned this id.
+                let p = self.players.get(id).expect("admitted player exists");
+                let (name, token, session) = (p.name.clone(), p.token.clone(), p.session.clone());
+                if resumed {
+                    // A half-open old connection loses the player to the new one.
+                    let old: Vec<_> = self
+                        .subs
+                        .iter()
+                        .filter(|(_, s)| s.player == Some(id))
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for k in old {
+                        if let Some(s) = self.subs.remove(&k) {
+                            s.outbox.close();
+                        }
+                    }
+                    self.pending.push(SimInput::Connected {
+                        id,
+                        connected: true,
+                    });
+                } else {
+                    self.pending.push(SimInput::Join {
+                        id,
+                        name: name.clone(),
+                    });
+                }
+                (Some(id), resumed, name, token, session)
+            }
+        };
+        let sub = self.next_sub;
+        self.next_sub += 1;
+        let outbox = Arc::new(Outbox::new(DEFAULT_CAPACITY));
+        self.subs.insert(
+            sub,
+            Sub {
+                player,
+                format,
+                outbox: outbox.clone(),
+                needs_keyframe: true,
+            },
+        );
+        self.publish_counts();
+        debug!(sub, ?player, resumed, "joined");
+        Ok(Joined {
+            sub,
+            outbox,
+            welcome: Welcome {
+                player_id: player,
+                session,
+                token,
+                room: self.config.id.clone(),
+                mode: self.config.mode,
+                tick_rate: self.config.tick_rate,
+                map: self.world.map().clone(),
+                resumed,
+                name,
+                server_time_us: now_us(),
+            },
+        })
+    }
+
+    fn detach(&mut self, sub: SubId, leave: bool) {
+        let Some(s) = self.subs.remove(&sub) else {
+            return;
+        };
+        s.outbox.close();
+        if let Some(id) = s.player {
+            if leave {
+                self.players.remove(id);
+                self.pending.push(SimInput::Leave { id });
+            } else {
+                self.players.detach(id, self.world.state().tick);
+                self.pending.push(SimInput::Connected {
+                    id,
+                    connected: false,
+                });
+            }
+        }
+    }
+
+    fn publish_counts(&self) {
+        let spectators = self.subs.values().filter(|s| s.player.is_none()).count();
+        self.stats
+            .players
+            .store(self.players.len() as u32, Ordering::Relaxed);
+        self.stats
+            .spectators
+            .store(spectators as u32, Ordering::Relaxed);
+    }
+
+    fn tick(&mut self) {
+        for id in self.players.expire(self.world.state().tick) {
+            self.pending.push(SimInput::Leave { id });
+        }
+        let inputs = std::mem::take(&mut self.pending);
+        let events = self.world.step(&inputs);
+        for (id, seq) in std::mem::take(&mut self.pending_acks) {
+            self.players.applied(id, seq);
+        }
+        let state = self.world.state();
+        let server_time_us = now_us();
+        let checksum = state.checksum();
+        let frame = ServerMsg::Tick(Box::new(TickFrame {
+            ack: 0,
+            tick: state.tick,
+            checksum,
+            server_time_us,
+            delta: state.diff(&self.prev),
+            events,
+        }));
+        // Encoded at most once per format, and only for formats in use.
+        let mut ticks: [Option<SharedFrame>; 2] = [None, None];
+        let mut keys: [Option<SharedFrame>; 2] = [None, None];
+        let mut chats: [Option<Vec<Bytes>>; 2] = [None, None];
+        let slot = |f: Format| match f {
+            Format::Json => 0,
+            Format::Bincode => 1,
+        };
+        for sub in self.subs.values_mut() {
+            let i = slot(sub.format);
+            let ack = sub
+                .player
+                .and_then(|id| self.players.get(id))
+                .map_or(0, |p| p.ack);
+            let bytes = if sub.needs_keyframe {
+                sub.needs_keyframe = false;
+                keys[i]
+                    .get_or_insert_with(|| {
+                        SharedFrame::new(
+                            sub.format,
+                            ServerMsg::Snapshot(Box::new(Snapshot {
+                                ack: 0,
+                                tick: state.tick,
+                                checksum,
+                                server_time_us,
+                                state: state.clone(),
+                            })),
+                        )
+                    })
+                    .with_ack(ack)
+            } else {
+                ticks[i]
+                    .get_or_insert_with(|| SharedFrame::new(sub.format, frame.clone()))
+                    .with_ack(ack)
+            };
+            if sub.outbox.push(bytes) == Pushed::Overflowed {
+                sub.needs_keyframe = true;
+            }
+            if !self.chat.is_empty() {
+                let lines = chats[i].get_or_insert_with(|| {
+                    self.chat
+                        .iter()
+                        .map(|c| encode(sub.format, &ServerMsg::Chat(c.clone())))
+                        .collect()
+                });
+                for b in lines.iter() {
+                    if sub.outbox.push(b.clone()) == Pushed::Overflowed {
+                        sub.needs_keyframe = true;
+                    }
+                }
+            }
+        }
+        self.chat.clear();
+        self.prev = state.clone();
+        self.stats.tick.store(self.prev.tick, Ordering::Relaxed);
+        self.publish_counts();
+    }
+}

@@ -1,0 +1,213 @@
+//! Every HTTP route of the server, in one place. Handlers live with their
+//! transport (`ws`) or below; shared state enters through `with_state`.
+
+use std::convert::Infallible;
+
+use protocol::api::{ApiError, CreateRoom, ServerTime};
+use tokio::sync::watch;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::clock::now_us;
+use crate::rooms::{CreateError, Rooms};
+
+/// What every handler may need.
+#[derive(Clone)]
+pub struct AppState {
+    pub rooms: Rooms,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Largest JSON body accepted by the API.
+const MAX_BODY_BYTES: u64 = 16 * 1024;
+
+fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// A JSON error response per the contract.
+pub fn error_reply(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = ApiError {
+        error: message.into(),
+        code: code.into(),
+    };
+    let reply = warp::reply::with_status(warp::reply::json(&body), status);
+    warp::reply::with_header(reply, "access-control-allow-origin", "*").into_response()
+}
+
+#[derive(Debug)]
+struct ApiReject(StatusCode, &'static str, String);
+impl warp::reject::Reject for ApiReject {}
+
+fn reject(status: StatusCode, code: &'static str, message: impl Into<String>) -> Rejection {
+    warp::reject::custom(ApiReject(status, code, message.into()))
+}
+
+/// All routes, with every rejection turned into a JSON error.
+pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let cors = |r: Response| {
+        warp::reply::with_header(r, "access-control-allow-origin", "*").into_response()
+    };
+
+    let index = warp::path::end()
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .map(move |s: AppState| cors(usage_page(&s).into_response()));
+    let healthz = warp::path!("healthz")
+        .and(warp::get())
+        .map(move || cors("ok".into_response()));
+    let time = warp::path!("api" / "time").and(warp::get()).map(move || {
+        cors(
+            warp::reply::json(&ServerTime {
+                server_time_us: now_us(),
+            })
+            .into_response(),
+        )
+    });
+    let list = warp::path!("api" / "rooms")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .map(move |s: AppState| cors(warp::reply::json(&s.rooms.list()).into_response()));
+    let create = warp::path!("api" / "rooms")
+        .and(warp::post())
+        .and(warp::body::content_length_limit(MAX_BODY_BYTES))
+        .and(warp::body::bytes())
+        .and(with_state(state.clone()))
+        .and_then(create_room);
+    let ws = warp::path!("rooms" / String / "ws")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and_then(|room: String, s: AppState| async move {
+            match s.rooms.get(&room) {
+                Some(h) => Ok((h, s)),
+                None => Err(reject(
+                    StatusCode::NOT_FOUND,
+                    "unknown_room",
+                    format!("no room named {room:?}"),
+                )),
+            }
+        })
+        .and(warp::ws())
+        .map(
+            |(room, s): (crate::room::RoomHandle, AppState), ws: warp::ws::Ws| {
+                ws.max_message_size(crate::ws::MAX_MESSAGE_BYTES)
+                    .max_frame_size(crate::ws::MAX_MESSAGE_BYTES)
+                    .on_upgrade(move |socket| crate::ws::serve(socket, room, s.shutdown))
+                    .into_response()
+            },
+        );
+
+    index
+        .or(healthz)
+        .unify()
+        .or(time)
+        .unify()
+        .or(list)
+        .unify()
+        .or(create)
+        .unify()
+        .or(ws)
+        .unify()
+        .recover(recover)
+        .unify()
+}
+
+async fn create_room(body: bytes::Bytes, s: AppState) -> Result<Response, Rejection> {
+    let req: CreateRoom = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateRoom::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            reject(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("invalid room request: {e}"),
+            )
+        })?
+    };
+    match s.rooms.create(req, None) {
+        Ok(info) => Ok(
+            warp::reply::with_status(warp::reply::json(&info), StatusCode::CREATED).into_response(),
+        ),
+        Err(e @ CreateError::Taken(_)) => {
+            Err(reject(StatusCode::CONFLICT, "room_exists", e.to_string()))
+        }
+        Err(e @ CreateError::Invalid(_)) => Err(reject(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            e.to_string(),
+        )),
+    }
+}
+
+async fn recover(err: Rejection) -> Result<Response, Infallible> {
+    let r = if let Some(ApiReject(status, code, msg)) = err.find::<ApiReject>() {
+        error_reply(*status, code, msg.clone())
+    } else if err.is_not_found() {
+        error_reply(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such endpoint; GET / lists them",
+        )
+    } else if err.find::<warp::reject::PayloadTooLarge>().is_some() {
+        error_reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "request body too large",
+        )
+    } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
+        error_reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed here",
+        )
+    } else if err.find::<warp::reject::LengthRequired>().is_some() {
+        error_reply(
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "a Content-Length is required",
+        )
+    } else if err.find::<warp::reject::MissingHeader>().is_some()
+        || err.find::<warp::reject::InvalidHeader>().is_some()
+    {
+        error_reply(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected a WebSocket upgrade request",
+        )
+    } else {
+        error_reply(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("bad request: {err:?}"),
+        )
+    };
+    Ok(r)
+}
+
+fn usage_page(s: &AppState) -> String {
+    let mut page = String::from(
+        "Tickwire game server\n\
+         ====================\n\n\
+         Rooms:\n",
+    );
+    for r in s.rooms.list() {
+        page.push_str(&format!(
+            "  {:<12} {} on {}, {}/{} players, {} spectators, {} Hz, tick {}\n",
+            r.id, r.mode, r.map, r.players, r.max_players, r.spectators, r.tick_rate, r.tick
+        ));
+    }
+    page.push_str(
+        "\nPlay in a terminal:   cargo run --release -- --server http://THIS-HOST:7878\n\
+         Play with JSON:       websocat ws://THIS-HOST:7878/rooms/lobby/ws\n\
+         \x20                     then type {\"hello\": {\"version\": 1, \"name\": \"alice\"}}\n\
+         \x20                     and steer with {\"input\": {\"seq\": 1, \"dir\": \"up\"}}\n\n\
+         Endpoints:\n\
+         \x20 GET  /api/rooms            rooms as JSON\n\
+         \x20 POST /api/rooms            create: {\"id\":\"duel\",\"mode\":\"tron\",\"map\":\"maze\",\"tick_rate\":30,\"max_players\":4}\n\
+         \x20 GET  /api/time             server clock, for lag probes\n\
+         \x20 GET  /rooms/{room}/ws      WebSocket: play, or spectate with \"role\": \"spectator\"\n\
+         \x20 GET  /healthz              ok\n",
+    );
+    page
+}
