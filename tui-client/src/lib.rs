@@ -1,6 +1,6 @@
 //! Tickwire's terminal client as a library: the client-side view of a room,
-//! the client stack (transports, reconnect), bots and the ratatui UI. The
-//! `tui-client` binary wires them up.
+//! the client stack (transports, reconnect), bots, headless mode, the
+//! embedded server and the ratatui UI. The `tui-client` binary wires them up.
 
 pub mod client;
 pub mod ui;
