@@ -2,6 +2,7 @@
 //! the client stack (transports, reconnect), bots, headless mode, the
 //! embedded server and the ratatui UI. The `tui-client` binary wires them up.
 
+pub mod bot;
 pub mod client;
 pub mod ui;
 pub mod view;
