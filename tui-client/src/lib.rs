@@ -4,5 +4,7 @@
 
 pub mod bot;
 pub mod client;
+pub mod embedded;
+pub mod headless;
 pub mod ui;
 pub mod view;

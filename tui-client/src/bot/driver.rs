@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use protocol::{Format, PlayerId, Score, ServerMsg};
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::BotKind;
@@ -158,20 +158,39 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
 pub struct Swarm {
     stop: watch::Sender<bool>,
     bots: Vec<(String, JoinHandle<BotStats>)>,
+    /// Closes when every bot task has ended (each holds a sender).
+    running: mpsc::Receiver<()>,
 }
 
 impl Swarm {
     /// Starts every bot on the current runtime.
     pub fn spawn(configs: Vec<BotConfig>) -> Swarm {
         let (stop, stop_rx) = watch::channel(false);
+        let (alive, running) = mpsc::channel(1);
         let bots = configs
             .into_iter()
             .map(|c| {
                 let name = c.client.name.clone();
-                (name, tokio::spawn(run_bot(c, stop_rx.clone())))
+                let (stop, alive) = (stop_rx.clone(), alive.clone());
+                let task = tokio::spawn(async move {
+                    let stats = run_bot(c, stop).await;
+                    drop(alive);
+                    stats
+                });
+                (name, task)
             })
             .collect();
-        Swarm { stop, bots }
+        Swarm {
+            stop,
+            bots,
+            running,
+        }
+    }
+
+    /// Returns once every bot has ended on its own (all refused, or the
+    /// server went away for good); pending while any still plays.
+    pub async fn finished(&mut self) {
+        while self.running.recv().await.is_some() {}
     }
 
     /// How many bots it runs.
