@@ -98,6 +98,10 @@ pub struct Probe {
     pub checksums: BTreeMap<u64, u64>,
     /// The `ack` of every frame, in order.
     pub acks: Vec<u64>,
+    /// Seqs of the inputs the client sent, in order.
+    pub sent: Vec<u64>,
+    /// For every frame: `(its ack, highest seq sent before it arrived)`.
+    pub ack_vs_sent: Vec<(u64, u64)>,
     /// Every `Disconnected`: `(reason, retrying)`.
     pub disconnects: Vec<(String, bool)>,
     /// Every `error` message.
@@ -120,6 +124,8 @@ impl Probe {
             welcomes: Vec::new(),
             checksums: BTreeMap::new(),
             acks: Vec::new(),
+            sent: Vec::new(),
+            ack_vs_sent: Vec::new(),
             disconnects: Vec::new(),
             errors: Vec::new(),
             lost: Vec::new(),
@@ -153,17 +159,26 @@ impl Probe {
                 self.disconnects.push((reason.clone(), *retrying));
             }
             ClientEvent::Closed { reason } => self.closed = Some(reason.clone()),
+            ClientEvent::InputSent { seq, .. } => self.sent.push(*seq),
             ClientEvent::Connecting { .. } => {}
         }
         ev
     }
 
     fn handle_server(&mut self, msg: &ServerMsg) {
-        match msg {
-            ServerMsg::Tick(t) => self.acks.push(t.ack),
-            ServerMsg::Snapshot(s) => self.acks.push(s.ack),
-            ServerMsg::Error(e) => self.errors.push(e.clone()),
-            _ => {}
+        let ack = match msg {
+            ServerMsg::Tick(t) => Some(t.ack),
+            ServerMsg::Snapshot(s) => Some(s.ack),
+            ServerMsg::Error(e) => {
+                self.errors.push(e.clone());
+                None
+            }
+            _ => None,
+        };
+        if let Some(ack) = ack {
+            self.acks.push(ack);
+            self.ack_vs_sent
+                .push((ack, self.sent.last().copied().unwrap_or(0)));
         }
         let Some(view) = self.view.as_mut() else {
             return;

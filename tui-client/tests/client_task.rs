@@ -177,6 +177,16 @@ async fn resumes_with_the_token_and_keeps_numbering_inputs() {
             panic!()
         };
         assert_eq!((a.seq, a.dir, b.seq, b.dir), (1, Dir::Left, 2, Dir::Down));
+        match until(&mut rx, |e| {
+            matches!(e, ClientEvent::InputSent { seq: 2, .. })
+        })
+        .await
+        {
+            ClientEvent::InputSent { dir, boost, .. } => {
+                assert_eq!((dir, boost), (Dir::Down, false))
+            }
+            _ => unreachable!(),
+        }
 
         // The connection drops without a close frame.
         drop(ws);

@@ -99,7 +99,9 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
         };
         let Some(ev) = ev else { break };
         match ev {
-            ClientEvent::Connecting { .. } | ClientEvent::Disconnected { .. } => {}
+            ClientEvent::Connecting { .. }
+            | ClientEvent::Disconnected { .. }
+            | ClientEvent::InputSent { .. } => {}
             ClientEvent::Welcome(w) => {
                 match view.as_mut() {
                     Some(v) => {

@@ -97,6 +97,17 @@ pub enum ClientEvent {
     Welcome(Box<Welcome>),
     /// Any other server message, in order.
     Server(ServerMsg),
+    /// An input went out with this seq (for input-latency figures: the
+    /// first frame whose `ack` reaches `seq` applied it). Always reported
+    /// before any frame that acknowledges it.
+    InputSent {
+        /// The input's seq.
+        seq: u64,
+        /// Its direction.
+        dir: Dir,
+        /// Its boost state.
+        boost: bool,
+    },
     /// The connection was lost; `retrying` says whether the task will reconnect.
     Disconnected {
         /// What happened, for humans.

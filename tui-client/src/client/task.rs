@@ -6,7 +6,7 @@
 use std::pin::pin;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use protocol::ServerMsg;
+use protocol::{ClientMsg, ServerMsg};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -228,10 +228,19 @@ async fn drive(
                 None => None,
             },
         };
-        if let Some(msg) = out
-            && let Err(d) = link.send(&msg).await
-        {
+        let Some(msg) = out else { continue };
+        if let Err(d) = link.send(&msg).await {
             return End::Disconnect(d);
+        }
+        if let ClientMsg::Input(i) = msg {
+            let sent = ClientEvent::InputSent {
+                seq: i.seq,
+                dir: i.dir,
+                boost: i.boost,
+            };
+            if events.send(sent).await.is_err() {
+                return End::ConsumerGone;
+            }
         }
     }
 }
