@@ -7,11 +7,11 @@ use std::future::Future;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use protocol::{Format, Role};
+use protocol::Format;
 use serde::Serialize;
 
 use crate::bot::{BotConfig, BotMix, BotStats, Swarm};
-use crate::client::{ClientConfig, RetryPolicy, TransportKind};
+use crate::client::TransportKind;
 use crate::embedded::{EmbeddedOptions, EmbeddedServer};
 
 /// What a headless run does.
@@ -216,25 +216,6 @@ impl Report {
     }
 }
 
-/// The client config of bot `i` (from 0).
-fn bot_config(opts: &HeadlessOptions, server: &str, i: u32) -> BotConfig {
-    let client = ClientConfig {
-        server: server.to_string(),
-        room: opts.room.clone(),
-        name: format!("{}-{}", opts.name_prefix, i + 1),
-        role: Role::Player,
-        format: opts.format,
-        transport: opts.transport,
-        reconnect: true,
-        retry: RetryPolicy::default(),
-    };
-    BotConfig {
-        client,
-        kind: opts.mix.kind(i as usize),
-        seed: opts.seed.wrapping_add(u64::from(i)),
-    }
-}
-
 /// Runs the bots for `opts.duration`, or until `interrupt` completes, or
 /// until every bot has ended on its own; then they leave and the report
 /// is built.
@@ -255,9 +236,18 @@ pub async fn run(
         // Invariant: `embedded` is Some exactly when `server` is None.
         (None, None) => unreachable!("an embedded server was started above"),
     };
-    let configs = (0..opts.bots)
-        .map(|i| bot_config(&opts, &server, i))
-        .collect();
+    let mut configs = BotConfig::swarm(
+        &server,
+        &opts.room,
+        opts.bots,
+        opts.mix,
+        &opts.name_prefix,
+        opts.seed,
+        opts.format,
+    );
+    for c in &mut configs {
+        c.client.transport = opts.transport;
+    }
     let started = Instant::now();
     let mut swarm = Swarm::spawn(configs);
     let interrupted = tokio::select! {

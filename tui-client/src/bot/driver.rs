@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::BotKind;
+use super::{BotKind, BotMix};
 use crate::client::{self, ClientConfig, ClientEvent, ClosedReason};
 use crate::view::{GameView, Handled};
 
@@ -25,6 +25,32 @@ pub struct BotConfig {
     pub kind: BotKind,
     /// Seed of its brain.
     pub seed: u64,
+}
+
+impl BotConfig {
+    /// `count` bots for `room` on `server`, named `{prefix}-1`.., brains
+    /// from `mix`, bot `i` (from 0) seeded with `seed + i`, reconnecting.
+    pub fn swarm(
+        server: &str,
+        room: &str,
+        count: u32,
+        mix: BotMix,
+        prefix: &str,
+        seed: u64,
+        format: Format,
+    ) -> Vec<BotConfig> {
+        (0..count)
+            .map(|i| {
+                let mut client = ClientConfig::new(server, room, format!("{prefix}-{}", i + 1));
+                client.format = format;
+                BotConfig {
+                    client,
+                    kind: mix.kind(i as usize),
+                    seed: seed.wrapping_add(u64::from(i)),
+                }
+            })
+            .collect()
+    }
 }
 
 /// What one bot saw, for reports.
