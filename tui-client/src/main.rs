@@ -1,1 +1,206 @@
-fn main() {}
+//! `tui-client`: play Tickwire in the terminal, or run headless bots.
+//!
+//! Without `--server` the game (or the headless run) starts an embedded
+//! server on 127.0.0.1. Logs go to `--log-file` only, never to the
+//! terminal the game draws on.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use protocol::{Format, Mode};
+use tui_client::bot::BotMix;
+use tui_client::client::TransportKind;
+use tui_client::embedded::EmbeddedOptions;
+use tui_client::headless::{self, HeadlessOptions};
+use tui_client::ui::{self, UiOptions};
+
+/// Longest headless run `--duration` accepts (a day), so a run always ends.
+const MAX_DURATION_S: f64 = 86_400.0;
+
+/// Tickwire terminal client.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Server base URL, e.g. http://192.168.1.20:7878. Without it an
+    /// embedded server starts on 127.0.0.1 (with bots).
+    #[arg(long, env = "TICKWIRE_SERVER")]
+    server: Option<String>,
+    /// Your name (default: your login name). In headless mode, the bots'
+    /// name prefix (default: bot).
+    #[arg(long)]
+    name: Option<String>,
+    /// Room to join (default: lobby; with --server and no --room the TUI
+    /// shows the lobby screen).
+    #[arg(long)]
+    room: Option<String>,
+    /// Transport to the server.
+    #[arg(long, value_enum, default_value_t = TransportArg::Ws)]
+    transport: TransportArg,
+    /// Watch instead of playing.
+    #[arg(long)]
+    spectate: bool,
+    /// Draw with plain ASCII only.
+    #[arg(long)]
+    ascii: bool,
+    /// Write logs to this file (nothing is logged otherwise).
+    #[arg(long, value_name = "PATH")]
+    log_file: Option<PathBuf>,
+
+    /// Run bots without a UI and print a report.
+    #[arg(long)]
+    headless: bool,
+    /// Number of bots (headless; or in the embedded game).
+    #[arg(long, default_value_t = 3)]
+    bots: u32,
+    /// Bot brain (headless): random, greedy, survival or mix.
+    #[arg(long, default_value = "mix", value_parser = parse_mix)]
+    bot: BotMix,
+    /// How long the headless bots play, in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    /// Headless report format.
+    #[arg(long, value_enum, default_value_t = ReportArg::Text)]
+    report: ReportArg,
+    /// Wire format of the headless bots (bincode is what the TUI uses;
+    /// json is what scripts in other languages see).
+    #[arg(long, value_enum, default_value_t = FormatArg::Bincode)]
+    format: FormatArg,
+    /// Seed of the bots' brains (bot i uses seed + i) and of the embedded
+    /// server's room.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Embedded server only: tick rate of its room (1..=60).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=60))]
+    tick_rate: Option<u32>,
+    /// Embedded server only: built-in map of its room.
+    #[arg(long)]
+    map: Option<String>,
+    /// Embedded server only: game mode of its room.
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<Mode>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TransportArg {
+    Ws,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ReportArg {
+    Json,
+    Text,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FormatArg {
+    Json,
+    Bincode,
+}
+
+fn parse_mix(s: &str) -> Result<BotMix, String> {
+    s.parse()
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    s.parse()
+}
+
+/// The login name, sanitised, or `player`.
+fn login_name() -> String {
+    let raw = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_default();
+    protocol::text::sanitize_name(&raw)
+}
+
+fn init_logging(path: &PathBuf) -> anyhow::Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open log file {}", path.display()))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
+}
+
+/// Completes on Ctrl-C; never, if the signal cannot be watched.
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn run_headless(cli: Cli) -> anyhow::Result<ExitCode> {
+    if !(cli.duration > 0.0 && cli.duration <= MAX_DURATION_S) {
+        bail!("--duration must be between 0 and {MAX_DURATION_S} seconds");
+    }
+    let opts = HeadlessOptions {
+        server: cli.server,
+        room: cli.room.unwrap_or_else(|| "lobby".into()),
+        bots: cli.bots,
+        mix: cli.bot,
+        name_prefix: cli.name.unwrap_or_else(|| "bot".into()),
+        duration: Duration::from_secs_f64(cli.duration),
+        format: match cli.format {
+            FormatArg::Json => Format::Json,
+            FormatArg::Bincode => Format::Bincode,
+        },
+        transport: match cli.transport {
+            TransportArg::Ws => TransportKind::Ws,
+        },
+        seed: cli.seed,
+        embedded: EmbeddedOptions {
+            tick_rate: cli.tick_rate,
+            map: cli.map,
+            mode: cli.mode,
+            seed: Some(cli.seed),
+            port: None,
+        },
+    };
+    let report = headless::run(opts, ctrl_c()).await?;
+    let stdout = std::io::stdout().lock();
+    match cli.report {
+        ReportArg::Json => report.write_json(stdout),
+        ReportArg::Text => report.write_text(stdout),
+    }
+    .context("cannot write the report")?;
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    if let Some(path) = &cli.log_file {
+        init_logging(path)?;
+    }
+    if cli.headless {
+        return run_headless(cli).await;
+    }
+    let options = UiOptions {
+        room: cli
+            .room
+            .or_else(|| cli.server.is_none().then(|| "lobby".to_string())),
+        server: cli.server,
+        name: cli
+            .name
+            .map_or_else(login_name, |n| protocol::text::sanitize_name(&n)),
+        spectate: cli.spectate,
+        ascii: cli.ascii,
+        bots: cli.bots,
+    };
+    ui::run(options).await?;
+    Ok(ExitCode::SUCCESS)
+}

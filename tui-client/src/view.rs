@@ -5,7 +5,9 @@
 use std::collections::VecDeque;
 
 use protocol::state::DeltaError;
-use protocol::{ChatLine, GameEvent, Map, Mode, PlayerId, ServerMsg, SnakeState, Welcome, WorldState};
+use protocol::{
+    ChatLine, GameEvent, Map, Mode, PlayerId, ServerMsg, SnakeState, Welcome, WorldState,
+};
 
 /// Chat lines kept for display.
 pub const CHAT_HISTORY: usize = 200;

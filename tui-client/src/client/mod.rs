@@ -5,9 +5,26 @@
 //! Consumers keep their own [`crate::view::GameView`] and feed it the
 //! `ClientEvent::Server` messages; when the view answers
 //! `Handled::NeedKeyframe` they call [`ClientHandle::resync`].
+//!
+//! Layout, quinn-style: [`session::Session`] (inputs, token, pings) and
+//! [`reconnect::Reconnect`] (backoff, what a close means) are sans-IO state
+//! machines; [`transport`] moves messages; `task` is the thin async shell
+//! that wires them to sockets and timers.
+
+pub mod reconnect;
+pub mod session;
+mod task;
+pub mod transport;
 
 use protocol::{Dir, Format, Role, ServerMsg, Welcome};
 use tokio::sync::mpsc;
+
+pub use reconnect::RetryPolicy;
+
+/// Events buffered between the client task and its consumer. A consumer
+/// that falls this far behind stalls the task, which stops reading the
+/// socket; the server then drops that backlog and sends a keyframe.
+pub const EVENT_BUFFER: usize = 1024;
 
 /// Which transport carries the session.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -17,34 +34,92 @@ pub enum TransportKind {
     Ws,
 }
 
+impl TransportKind {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::Ws => "ws",
+        }
+    }
+}
+
 /// How to reach a room and who to be there.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
     /// Base URL of the server, e.g. `http://127.0.0.1:7878`.
     pub server: String,
+    /// Room id (`lobby` by default).
     pub room: String,
+    /// Display name (the server sanitises it).
     pub name: String,
+    /// Play or watch.
     pub role: Role,
     /// Wire format (JSON text or bincode binary frames).
     pub format: Format,
+    /// Which transport carries the session.
     pub transport: TransportKind,
     /// Reconnect (resuming with the token) after a lost connection.
     pub reconnect: bool,
+    /// Backoff and give-up limits of reconnecting.
+    pub retry: RetryPolicy,
+}
+
+impl ClientConfig {
+    /// A player in `room` on `server` over WebSocket with bincode frames,
+    /// reconnecting with the default policy.
+    pub fn new(
+        server: impl Into<String>,
+        room: impl Into<String>,
+        name: impl Into<String>,
+    ) -> ClientConfig {
+        ClientConfig {
+            server: server.into(),
+            room: room.into(),
+            name: name.into(),
+            role: Role::Player,
+            format: Format::Bincode,
+            transport: TransportKind::Ws,
+            reconnect: true,
+            retry: RetryPolicy::default(),
+        }
+    }
 }
 
 /// What the client task reports.
 #[derive(Clone, Debug)]
 pub enum ClientEvent {
     /// Opening a connection (attempt 1 is the first, higher ones are reconnects).
-    Connecting { attempt: u32 },
+    Connecting {
+        /// Attempt number, from 1.
+        attempt: u32,
+    },
     /// The server welcomed us (first join, or a resume: see `Welcome::resumed`).
     Welcome(Box<Welcome>),
     /// Any other server message, in order.
     Server(ServerMsg),
+    /// An input went out with this seq (for input-latency figures: the
+    /// first frame whose `ack` reaches `seq` applied it). Always reported
+    /// before any frame that acknowledges it.
+    InputSent {
+        /// The input's seq.
+        seq: u64,
+        /// Its direction.
+        dir: Dir,
+        /// Its boost state.
+        boost: bool,
+    },
     /// The connection was lost; `retrying` says whether the task will reconnect.
-    Disconnected { reason: String, retrying: bool },
-    /// The task stopped for good (left, refused, or out of retries).
-    Closed { reason: ClosedReason },
+    Disconnected {
+        /// What happened, for humans.
+        reason: String,
+        /// True when the task will reconnect.
+        retrying: bool,
+    },
+    /// The task stopped for good (left, refused, or out of retries). Last event.
+    Closed {
+        /// Why.
+        reason: ClosedReason,
+    },
 }
 
 /// Why a client task ended.
@@ -56,50 +131,91 @@ pub enum ClosedReason {
     Unreachable(String),
     /// The server refused us: `code` is the error code (`room_full`,
     /// `version_mismatch`, `unknown_room`, `kicked`, ...).
-    Refused { code: String, message: String },
+    Refused {
+        /// Stable snake_case code.
+        code: String,
+        /// Human message.
+        message: String,
+    },
     /// The server shut down.
     ServerShutdown(String),
+    /// The connection dropped and reconnecting was off.
+    ConnectionLost(String),
 }
 
-/// Controls a running client task. Cheap to clone.
+impl std::fmt::Display for ClosedReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClosedReason::Left => f.write_str("left the room"),
+            ClosedReason::Unreachable(m) => write!(f, "server unreachable: {m}"),
+            ClosedReason::Refused { code, message } => write!(f, "refused ({code}): {message}"),
+            ClosedReason::ServerShutdown(m) => write!(f, "server shut down: {m}"),
+            ClosedReason::ConnectionLost(m) => write!(f, "connection lost: {m}"),
+        }
+    }
+}
+
+/// What the UI asks of the task.
+#[derive(Debug)]
+enum Command {
+    Steer(Dir),
+    Boost(bool),
+    Chat(String),
+    Resync,
+    Leave,
+}
+
+/// Controls a running client task. Cheap to clone. Every method returns at
+/// once: commands queue for the task, which is never waited on. After the
+/// task ended they are ignored. Dropping every handle leaves the room.
 #[derive(Clone, Debug)]
 pub struct ClientHandle {
-    _commands: mpsc::Sender<()>,
+    commands: mpsc::UnboundedSender<Command>,
 }
 
 impl ClientHandle {
+    fn send(&self, c: Command) {
+        // An error only means the task has ended; there is no one to tell.
+        let _ = self.commands.send(c);
+    }
+
     /// Steer. Sends an input only when `dir` differs from the last one
     /// sent, so key repeat never floods the server.
     pub fn steer(&self, dir: Dir) {
-        let _ = dir;
-        todo!()
+        self.send(Command::Steer(dir));
     }
 
     /// Boost on or off (sent only on change).
     pub fn boost(&self, on: bool) {
-        let _ = on;
-        todo!()
+        self.send(Command::Boost(on));
     }
 
     /// Send a chat line.
     pub fn chat(&self, text: String) {
-        let _ = text;
-        todo!()
+        self.send(Command::Chat(text));
     }
 
     /// Ask the server for a keyframe.
     pub fn resync(&self) {
-        todo!()
+        self.send(Command::Resync);
     }
 
     /// Leave the room; the task ends with `Closed { Left }`.
     pub fn leave(&self) {
-        todo!()
+        self.send(Command::Leave);
+    }
+
+    /// True once the task has ended.
+    pub fn is_closed(&self) -> bool {
+        self.commands.is_closed()
     }
 }
 
-/// Starts a client task on the current runtime.
+/// Starts a client task on the current tokio runtime (panics outside one,
+/// like `tokio::spawn`). The receiver yields events until `Closed`.
 pub fn spawn(config: ClientConfig) -> (ClientHandle, mpsc::Receiver<ClientEvent>) {
-    let _ = config;
-    todo!()
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (ev_tx, ev_rx) = mpsc::channel(EVENT_BUFFER);
+    tokio::spawn(task::run(config, cmd_rx, ev_tx));
+    (ClientHandle { commands: cmd_tx }, ev_rx)
 }

@@ -1,0 +1,261 @@
+//! Runs brains over the real client stack: one client task per bot, a
+//! [`GameView`] fed its events, a decision after every frame, and the
+//! figures headless reports show.
+
+use std::time::Duration;
+
+use protocol::{Format, PlayerId, Score, ServerMsg};
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::{BotKind, BotMix};
+use crate::client::{self, ClientConfig, ClientEvent, ClosedReason};
+use crate::view::{GameView, Handled};
+
+/// How long a stopped bot may take to leave before it is cut off.
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One bot: where it plays and with which brain.
+#[derive(Clone, Debug)]
+pub struct BotConfig {
+    /// The client it runs over (name, room, format, transport, ...).
+    pub client: ClientConfig,
+    /// Its brain.
+    pub kind: BotKind,
+    /// Seed of its brain.
+    pub seed: u64,
+}
+
+impl BotConfig {
+    /// `count` bots for `room` on `server`, named `{prefix}-1`.., brains
+    /// from `mix`, bot `i` (from 0) seeded with `seed + i`, reconnecting.
+    pub fn swarm(
+        server: &str,
+        room: &str,
+        count: u32,
+        mix: BotMix,
+        prefix: &str,
+        seed: u64,
+        format: Format,
+    ) -> Vec<BotConfig> {
+        (0..count)
+            .map(|i| {
+                let mut client = ClientConfig::new(server, room, format!("{prefix}-{}", i + 1));
+                client.format = format;
+                BotConfig {
+                    client,
+                    kind: mix.kind(i as usize),
+                    seed: seed.wrapping_add(u64::from(i)),
+                }
+            })
+            .collect()
+    }
+}
+
+/// What one bot saw, for reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BotStats {
+    /// The name the server accepted (the requested one until welcomed).
+    pub name: String,
+    /// Brain kind.
+    pub bot: String,
+    /// Player id from the last welcome.
+    pub player_id: Option<PlayerId>,
+    /// Transport name (`ws`).
+    pub transport: String,
+    /// Wire format (`json` or `bincode`).
+    pub format: String,
+    /// True once welcomed at least once.
+    pub connected: bool,
+    /// Frames (ticks and snapshots) received.
+    pub frames: u64,
+    /// Frames that moved the rebuilt world forward.
+    pub ticks_seen: u64,
+    /// Snapshots received.
+    pub keyframes: u64,
+    /// Deaths, from the server's scoreboard.
+    pub deaths: u32,
+    /// Last scoreboard row seen for this bot.
+    pub score: Score,
+    /// Best length reached.
+    pub best: u32,
+    /// Frames whose checksum did not match the rebuilt world.
+    pub desyncs: u64,
+    /// Frames that skipped a tick.
+    pub gaps: u64,
+    /// Welcomes after the first (resumes or fresh rejoins).
+    pub reconnects: u32,
+    /// Highest input seq the server acknowledged.
+    pub acked: u64,
+    /// Server errors and an abnormal end, as text.
+    pub errors: Vec<String>,
+}
+
+/// Names a format the way reports and the CLI do.
+pub fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Json => "json",
+        Format::Bincode => "bincode",
+    }
+}
+
+/// Runs one bot until `stop` turns true (then it leaves) or its client
+/// task ends on its own.
+pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotStats {
+    let mut stats = BotStats {
+        name: config.client.name.clone(),
+        bot: config.kind.name().to_string(),
+        transport: config.client.transport.name().to_string(),
+        format: format_name(config.client.format).to_string(),
+        ..BotStats::default()
+    };
+    let (handle, mut events) = client::spawn(config.client);
+    let mut brain = config.kind.brain(config.seed);
+    let mut view: Option<GameView> = None;
+    let mut stopping = false;
+    loop {
+        let ev = tokio::select! {
+            ev = events.recv() => ev,
+            _ = stop.wait_for(|s| *s), if !stopping => {
+                stopping = true;
+                handle.leave();
+                continue;
+            }
+        };
+        let Some(ev) = ev else { break };
+        match ev {
+            ClientEvent::Connecting { .. }
+            | ClientEvent::Disconnected { .. }
+            | ClientEvent::InputSent { .. } => {}
+            ClientEvent::Welcome(w) => {
+                match view.as_mut() {
+                    Some(v) => {
+                        v.rewelcome(&w);
+                        stats.reconnects += 1;
+                    }
+                    None => view = Some(GameView::new(&w)),
+                }
+                stats.connected = true;
+                stats.player_id = w.player_id;
+                stats.name = w.name.clone();
+            }
+            ClientEvent::Server(msg) => {
+                if let ServerMsg::Error(e) = &msg {
+                    stats.errors.push(format!("{}: {}", e.code, e.message));
+                }
+                let Some(v) = view.as_mut() else { continue };
+                match v.handle(&msg) {
+                    Handled::Advanced => {
+                        stats.ticks_seen += 1;
+                        if let Some(me) = v.my_snake() {
+                            stats.score = me.score;
+                        }
+                        if !stopping && let Some(dir) = brain.decide(v) {
+                            handle.steer(dir);
+                        }
+                    }
+                    Handled::NeedKeyframe(e) => {
+                        tracing::warn!(bot = %stats.name, error = %e, "lost the world; resyncing");
+                        handle.resync();
+                    }
+                    Handled::Other => {}
+                }
+            }
+            ClientEvent::Closed { reason } => {
+                if reason != ClosedReason::Left {
+                    stats.errors.push(reason.to_string());
+                }
+                break;
+            }
+        }
+    }
+    if let Some(v) = &view {
+        stats.frames = v.stats.frames;
+        stats.keyframes = v.stats.keyframes;
+        stats.desyncs = v.stats.desyncs;
+        stats.gaps = v.stats.gaps;
+        stats.acked = v.acked;
+    }
+    stats.deaths = stats.score.deaths;
+    stats.best = stats.score.best;
+    stats
+}
+
+/// A group of bots running until stopped.
+pub struct Swarm {
+    stop: watch::Sender<bool>,
+    bots: Vec<(String, JoinHandle<BotStats>)>,
+    /// Closes when every bot task has ended (each holds a sender).
+    running: mpsc::Receiver<()>,
+}
+
+impl Swarm {
+    /// Starts every bot on the current runtime.
+    pub fn spawn(configs: Vec<BotConfig>) -> Swarm {
+        let (stop, stop_rx) = watch::channel(false);
+        let (alive, running) = mpsc::channel(1);
+        let bots = configs
+            .into_iter()
+            .map(|c| {
+                let name = c.client.name.clone();
+                let (stop, alive) = (stop_rx.clone(), alive.clone());
+                let task = tokio::spawn(async move {
+                    let stats = run_bot(c, stop).await;
+                    drop(alive);
+                    stats
+                });
+                (name, task)
+            })
+            .collect();
+        Swarm {
+            stop,
+            bots,
+            running,
+        }
+    }
+
+    /// Returns once every bot has ended on its own (all refused, or the
+    /// server went away for good); pending while any still plays.
+    pub async fn finished(&mut self) {
+        while self.running.recv().await.is_some() {}
+    }
+
+    /// How many bots it runs.
+    pub fn len(&self) -> usize {
+        self.bots.len()
+    }
+
+    /// True when it runs no bot.
+    pub fn is_empty(&self) -> bool {
+        self.bots.is_empty()
+    }
+
+    /// Makes every bot leave and returns their figures, in start order. A
+    /// bot that does not finish within [`LEAVE_TIMEOUT`] is cut off and
+    /// reported with an error.
+    pub async fn stop(self) -> Vec<BotStats> {
+        let _ = self.stop.send(true);
+        let mut out = Vec::with_capacity(self.bots.len());
+        for (name, mut task) in self.bots {
+            let stats = match tokio::time::timeout(LEAVE_TIMEOUT, &mut task).await {
+                Ok(Ok(stats)) => stats,
+                Ok(Err(e)) => failed(name, format!("bot task failed: {e}")),
+                Err(_) => {
+                    task.abort();
+                    failed(name, format!("did not leave within {LEAVE_TIMEOUT:?}"))
+                }
+            };
+            out.push(stats);
+        }
+        out
+    }
+}
+
+fn failed(name: String, error: String) -> BotStats {
+    BotStats {
+        name,
+        errors: vec![error],
+        ..BotStats::default()
+    }
+}

@@ -1,0 +1,95 @@
+//! The survival brain: maximise the room to move, keep away from heads.
+
+use protocol::Dir;
+use rand_chacha::ChaCha8Rng;
+
+use super::{Board, Brain, room_cap, safest};
+use crate::view::GameView;
+
+/// Picks the move with the most reachable floor (flood fill), never a dead
+/// end when an open side exists, and avoids cells next to other heads.
+#[derive(Clone, Debug)]
+pub struct Survival {
+    rng: ChaCha8Rng,
+}
+
+impl Survival {
+    /// A survival brain breaking ties with `rng`.
+    pub fn new(rng: ChaCha8Rng) -> Survival {
+        Survival { rng }
+    }
+}
+
+impl Brain for Survival {
+    fn decide(&mut self, view: &GameView) -> Option<Dir> {
+        let board = Board::from_view(view)?;
+        let moves = board.safe_moves(room_cap(&board));
+        Some(safest(&board, &moves, &mut self.rng).unwrap_or(board.heading))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bot::testkit::view;
+    use rand::SeedableRng;
+
+    const OPEN: &str = "\
+#########
+#.......#
+#.......#
+#...0...#
+#.......#
+#.......#
+#########
+";
+
+    #[test]
+    fn keeps_away_from_cells_next_to_another_head() {
+        // Our head (4,3) going up; an enemy head at (6,3) could enter (5,3).
+        let v = view(
+            OPEN,
+            1,
+            &[
+                (1, &[(4, 3), (4, 4)], Dir::Up),
+                (2, &[(6, 3), (7, 3)], Dir::Left),
+            ],
+            &[],
+        );
+        for seed in 0..50 {
+            let d = Survival::new(ChaCha8Rng::seed_from_u64(seed)).decide(&v);
+            assert!(matches!(d, Some(Dir::Up | Dir::Left)), "seed {seed}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn prefers_the_larger_area() {
+        let map = "\
+#########
+#0..#.#.#
+#...#.#.#
+#.......#
+#...#.#.#
+#########
+";
+        // Head (5,3) going left: up is a 2-cell column, down a 1-cell
+        // pocket, left the open side.
+        let v = view(map, 1, &[(1, &[(5, 3), (6, 3), (7, 3)], Dir::Left)], &[]);
+        for seed in 0..20 {
+            let d = Survival::new(ChaCha8Rng::seed_from_u64(seed)).decide(&v);
+            assert_eq!(d, Some(Dir::Left), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn with_no_way_out_it_keeps_going() {
+        let map = "\
+#####
+#0..#
+#####
+";
+        let v = view(map, 1, &[(1, &[(1, 1), (2, 1), (3, 1)], Dir::Left)], &[]);
+        let d = Survival::new(ChaCha8Rng::seed_from_u64(1)).decide(&v);
+        assert_eq!(d, Some(Dir::Left));
+    }
+}

@@ -1,0 +1,361 @@
+//! Headless mode: N bots play a room for a bounded time over the real
+//! client stack, then one report says what every bot saw. Without a server
+//! URL it starts an embedded one. Printing is the caller's business: the
+//! report writes itself to any [`std::io::Write`].
+
+use std::future::Future;
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use protocol::Format;
+use serde::Serialize;
+
+use crate::bot::{BotConfig, BotMix, BotStats, Swarm};
+use crate::client::TransportKind;
+use crate::embedded::{EmbeddedOptions, EmbeddedServer};
+
+/// What a headless run does.
+#[derive(Clone, Debug)]
+pub struct HeadlessOptions {
+    /// Server base URL; `None` starts an embedded server.
+    pub server: Option<String>,
+    /// Room the bots join.
+    pub room: String,
+    /// Number of bots.
+    pub bots: u32,
+    /// Their brains.
+    pub mix: BotMix,
+    /// Bot names are `{prefix}-1`, `{prefix}-2`, ...
+    pub name_prefix: String,
+    /// How long to play.
+    pub duration: Duration,
+    /// Wire format of every bot.
+    pub format: Format,
+    /// Transport of every bot.
+    pub transport: TransportKind,
+    /// Bot `i` (from 0) seeds its brain with `seed + i`.
+    pub seed: u64,
+    /// Settings of the embedded server (ignored with `server`).
+    pub embedded: EmbeddedOptions,
+}
+
+/// Why a headless run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadlessError {
+    /// The embedded server did not start.
+    #[error("cannot start the embedded server: {0}")]
+    Embedded(#[from] game_server::StartError),
+    /// Nothing to run.
+    #[error("--bots must be at least 1")]
+    NoBots,
+}
+
+/// The figures of a whole run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Bots started.
+    pub bots: u32,
+    /// Bots that were welcomed.
+    pub connected: u32,
+    /// Sums over the bots.
+    pub frames: u64,
+    /// Sum of ticks seen.
+    pub ticks_seen: u64,
+    /// Sum of keyframes.
+    pub keyframes: u64,
+    /// Sum of deaths.
+    pub deaths: u64,
+    /// Sum of desyncs.
+    pub desyncs: u64,
+    /// Sum of gaps.
+    pub gaps: u64,
+    /// Sum of reconnects.
+    pub reconnects: u64,
+    /// Number of errors over all bots.
+    pub errors: u64,
+}
+
+/// The one document a headless run prints.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// Server URL played on (the embedded one's when started here).
+    pub server: String,
+    /// Whether the server was embedded.
+    pub embedded: bool,
+    /// Room played.
+    pub room: String,
+    /// How long the bots played, in seconds.
+    pub duration_s: f64,
+    /// True when Ctrl-C (or the caller) ended the run early.
+    pub interrupted: bool,
+    /// Per bot, in start order.
+    pub bots: Vec<BotStats>,
+    /// Sums.
+    pub totals: Totals,
+    /// Every bot connected, no desync, no error.
+    pub ok: bool,
+}
+
+impl Report {
+    fn new(
+        server: String,
+        embedded: bool,
+        room: String,
+        elapsed: Duration,
+        interrupted: bool,
+        bots: Vec<BotStats>,
+    ) -> Report {
+        let mut t = Totals {
+            bots: bots.len() as u32,
+            ..Totals::default()
+        };
+        for b in &bots {
+            t.connected += u32::from(b.connected);
+            t.frames += b.frames;
+            t.ticks_seen += b.ticks_seen;
+            t.keyframes += b.keyframes;
+            t.deaths += u64::from(b.deaths);
+            t.desyncs += b.desyncs;
+            t.gaps += b.gaps;
+            t.reconnects += u64::from(b.reconnects);
+            t.errors += b.errors.len() as u64;
+        }
+        let ok = t.bots > 0 && t.connected == t.bots && t.desyncs == 0 && t.errors == 0;
+        Report {
+            server,
+            embedded,
+            room,
+            duration_s: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            interrupted,
+            bots,
+            totals: t,
+            ok,
+        }
+    }
+
+    /// Writes the report as one pretty JSON document and a newline.
+    pub fn write_json(&self, mut out: impl Write) -> io::Result<()> {
+        serde_json::to_writer_pretty(&mut out, self)?;
+        writeln!(out)
+    }
+
+    /// Writes the report as a table for people.
+    pub fn write_text(&self, mut out: impl Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "{} bots in room {} on {}{} for {:.1} s{}",
+            self.totals.bots,
+            self.room,
+            self.server,
+            if self.embedded { " (embedded)" } else { "" },
+            self.duration_s,
+            if self.interrupted {
+                " (interrupted)"
+            } else {
+                ""
+            },
+        )?;
+        writeln!(
+            out,
+            "{:<16} {:<8} {:>4} {:<7} {:>7} {:>7} {:>5} {:>6} {:>5} {:>6} {:>5} {:>6} {:>6}",
+            "name",
+            "bot",
+            "id",
+            "format",
+            "frames",
+            "ticks",
+            "keyf",
+            "deaths",
+            "best",
+            "desync",
+            "gaps",
+            "reconn",
+            "errors"
+        )?;
+        for b in &self.bots {
+            let id = b
+                .player_id
+                .map_or_else(|| "-".to_string(), |i| i.to_string());
+            writeln!(
+                out,
+                "{:<16} {:<8} {:>4} {:<7} {:>7} {:>7} {:>5} {:>6} {:>5} {:>6} {:>5} {:>6} {:>6}",
+                b.name,
+                b.bot,
+                id,
+                b.format,
+                b.frames,
+                b.ticks_seen,
+                b.keyframes,
+                b.deaths,
+                b.best,
+                b.desyncs,
+                b.gaps,
+                b.reconnects,
+                b.errors.len()
+            )?;
+        }
+        for b in &self.bots {
+            for e in &b.errors {
+                writeln!(out, "error: {}: {e}", b.name)?;
+            }
+        }
+        let t = &self.totals;
+        writeln!(
+            out,
+            "total: {}/{} connected, {} frames, {} deaths, {} desyncs, {} gaps, {} reconnects, {} errors: {}",
+            t.connected,
+            t.bots,
+            t.frames,
+            t.deaths,
+            t.desyncs,
+            t.gaps,
+            t.reconnects,
+            t.errors,
+            if self.ok { "OK" } else { "FAILED" }
+        )
+    }
+}
+
+/// Runs the bots for `opts.duration`, or until `interrupt` completes, or
+/// until every bot has ended on its own; then they leave and the report
+/// is built.
+pub async fn run(
+    opts: HeadlessOptions,
+    interrupt: impl Future<Output = ()>,
+) -> Result<Report, HeadlessError> {
+    if opts.bots == 0 {
+        return Err(HeadlessError::NoBots);
+    }
+    let embedded = match &opts.server {
+        Some(_) => None,
+        None => Some(EmbeddedServer::start(opts.embedded.clone()).await?),
+    };
+    let server = match (&opts.server, &embedded) {
+        (Some(url), _) => url.clone(),
+        (None, Some(e)) => e.url().to_string(),
+        // Invariant: `embedded` is Some exactly when `server` is None.
+        (None, None) => unreachable!("an embedded server was started above"),
+    };
+    let mut configs = BotConfig::swarm(
+        &server,
+        &opts.room,
+        opts.bots,
+        opts.mix,
+        &opts.name_prefix,
+        opts.seed,
+        opts.format,
+    );
+    for c in &mut configs {
+        c.client.transport = opts.transport;
+    }
+    let started = Instant::now();
+    let mut swarm = Swarm::spawn(configs);
+    let interrupted = tokio::select! {
+        () = tokio::time::sleep(opts.duration) => false,
+        () = interrupt => true,
+        () = swarm.finished() => false,
+    };
+    let elapsed = started.elapsed();
+    tracing::info!(?elapsed, interrupted, "headless run over; bots leaving");
+    let bots = swarm.stop().await;
+    if let Some(e) = embedded {
+        e.shutdown().await;
+    }
+    Ok(Report::new(
+        server,
+        opts.server.is_none(),
+        opts.room,
+        elapsed,
+        interrupted,
+        bots,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bot(name: &str, connected: bool, desyncs: u64, errors: &[&str]) -> BotStats {
+        BotStats {
+            name: name.into(),
+            bot: "greedy".into(),
+            player_id: connected.then_some(1),
+            transport: "ws".into(),
+            format: "bincode".into(),
+            connected,
+            frames: 10,
+            ticks_seen: 9,
+            keyframes: 1,
+            desyncs,
+            errors: errors.iter().map(|s| s.to_string()).collect(),
+            ..BotStats::default()
+        }
+    }
+
+    fn report(bots: Vec<BotStats>) -> Report {
+        Report::new(
+            "http://x".into(),
+            false,
+            "lobby".into(),
+            Duration::from_secs(1),
+            false,
+            bots,
+        )
+    }
+
+    #[test]
+    fn ok_needs_every_bot_connected_without_desync_or_error() {
+        assert!(report(vec![bot("a", true, 0, &[]), bot("b", true, 0, &[])]).ok);
+        assert!(!report(vec![bot("a", true, 0, &[]), bot("b", false, 0, &[])]).ok);
+        assert!(!report(vec![bot("a", true, 1, &[])]).ok);
+        assert!(!report(vec![bot("a", true, 0, &["refused (room_full): full"])]).ok);
+        assert!(!report(vec![]).ok);
+    }
+
+    #[test]
+    fn json_report_has_the_documented_shape() {
+        let r = report(vec![bot("a", true, 0, &[]), bot("b", true, 0, &["x"])]);
+        let mut buf = Vec::new();
+        r.write_json(&mut buf).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        for key in ["server", "room", "duration_s", "bots", "totals", "ok"] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        let b = &v["bots"][0];
+        for key in [
+            "name",
+            "player_id",
+            "transport",
+            "format",
+            "frames",
+            "ticks_seen",
+            "keyframes",
+            "deaths",
+            "score",
+            "best",
+            "desyncs",
+            "gaps",
+            "reconnects",
+            "errors",
+        ] {
+            assert!(b.get(key).is_some(), "bot missing {key}");
+        }
+        assert_eq!(v["totals"]["frames"], 20);
+        assert_eq!(v["totals"]["errors"], 1);
+        assert_eq!(v["ok"], false);
+    }
+
+    #[test]
+    fn text_report_names_every_bot_and_the_verdict() {
+        let r = report(vec![
+            bot("bot-1", true, 0, &[]),
+            bot("bot-2", true, 0, &["boom"]),
+        ]);
+        let mut buf = Vec::new();
+        r.write_text(&mut buf).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(text.contains("bot-1") && text.contains("bot-2"), "{text}");
+        assert!(text.contains("error: bot-2: boom"), "{text}");
+        assert!(text.trim_end().ends_with("FAILED"), "{text}");
+    }
+}
