@@ -28,6 +28,7 @@ const BOOST_PERIOD: u32 = 4;
 /// Tunables of a world; fixed for its lifetime.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimConfig {
+    /// Snake (food, growth, respawn) or tron (trails, rounds).
     pub mode: Mode,
     /// Food kept on the floor (snake mode); tron uses none.
     pub food: u16,
@@ -100,11 +101,9 @@ pub struct World {
     grid: Vec<u32>,
     /// Wall per cell, row-major.
     walls: Vec<bool>,
-    /// Food per cell; authoritative during a step, `state.food` is rebuilt
-    /// from it at the end of the step when `food_dirty`.
+    /// Food per cell, mirroring the sorted `state.food`.
     food_grid: Vec<bool>,
     food_count: usize,
-    food_dirty: bool,
     /// Indices of floor cells, for random placement.
     floor: Vec<u32>,
     /// Tron: riders who have ridden in the current round.
@@ -135,7 +134,6 @@ impl World {
             walls,
             food_grid: vec![false; area],
             food_count: 0,
-            food_dirty: false,
             floor,
             round_riders: 0,
             map,
@@ -369,17 +367,8 @@ impl World {
         }
     }
 
-    /// Rebuilds sorted food and the score figures after a step.
+    /// Brings the score figures up to date after a step.
     fn finish_step(&mut self) {
-        if self.food_dirty {
-            let (w, grid) = (self.map.width as usize, &self.food_grid);
-            self.state
-                .food
-                .retain(|p| grid[p.y as usize * w + p.x as usize]);
-            self.state.food.sort_unstable();
-            self.state.food.dedup();
-            self.food_dirty = false;
-        }
         for s in &mut self.state.snakes {
             s.score.length = s.body.len() as u32;
             s.score.best = s.score.best.max(s.score.length);
@@ -420,8 +409,9 @@ impl World {
         if !self.walls[c] && self.grid[c] == EMPTY && !self.food_grid[c] {
             self.food_grid[c] = true;
             self.food_count += 1;
-            self.state.food.push(p);
-            self.food_dirty = true;
+            if let Err(at) = self.state.food.binary_search(&p) {
+                self.state.food.insert(at, p);
+            }
         }
     }
 
@@ -430,7 +420,9 @@ impl World {
         if self.food_grid[c] {
             self.food_grid[c] = false;
             self.food_count -= 1;
-            self.food_dirty = true;
+            if let Ok(at) = self.state.food.binary_search(&self.cell_pos(c)) {
+                self.state.food.remove(at);
+            }
             true
         } else {
             false

@@ -141,7 +141,7 @@ impl World {
             .find(|&c| ok(self, c))
     }
 
-    fn cell_pos(&self, c: usize) -> Pos {
+    pub(super) fn cell_pos(&self, c: usize) -> Pos {
         let w = self.map.width as usize;
         Pos::new((c % w) as u16, (c / w) as u16)
     }

@@ -425,11 +425,17 @@ fn run(map: &str, mode: Mode, seed: u64, ticks: usize, check: bool) -> World {
     let mut w = World::new(m.clone(), SimConfig::for_map(mode, &m), seed);
     let mut r = SplitMix64::new(0x5eed);
     let mut present = [false; 6];
+    let mut client = w.state().clone();
     for _ in 0..ticks {
         let inputs = scripted_inputs(&mut r, &mut present);
         w.step(&inputs);
         if check {
             check_invariants(&w);
+            // A client following deltas rebuilds the exact world.
+            let d = w.state().diff(&client);
+            client.apply(&d).unwrap();
+            client.tick = w.state().tick;
+            assert_eq!(&client, w.state());
         }
     }
     w
@@ -534,4 +540,84 @@ mod props {
             }
         }
     }
+}
+
+#[test]
+fn tron_dead_rider_trail_is_removed_while_the_round_goes_on() {
+    let mut w = world(Mode::Tron);
+    w.put(1, &[(8, 1), (7, 1)], Dir::Right);
+    w.put(2, &[(2, 2)], Dir::Right);
+    w.put(3, &[(2, 4)], Dir::Right);
+    let ev = w.step(&[]);
+    assert_eq!(died(&ev, 1), Some((None, DeathCause::Wall)));
+    assert!(!ev.iter().any(|e| matches!(e, GameEvent::RoundOver { .. })));
+    assert!(w.body(1).is_empty());
+    assert_eq!(w.grid[w.map_cell(p(7, 1))], EMPTY);
+    assert!(w.state().food.is_empty(), "tron has no food");
+}
+
+#[test]
+fn spawned_snake_heads_into_open_space() {
+    for seed in 0..20 {
+        let mut w = World::new(Map::parse(BOX, "box").unwrap(), cfg(Mode::Snake), seed);
+        w.step(&[SimInput::Join {
+            id: 1,
+            name: "a".into(),
+        }]);
+        for _ in 0..5 {
+            w.step(&[]);
+        }
+        assert!(w.state().snake(1).unwrap().alive, "seed {seed}");
+    }
+}
+
+#[test]
+fn spawn_falls_back_to_free_floor_when_spawn_points_are_taken() {
+    let map = Map::parse("#######\n#0....#\n#.....#\n#######\n", "t").unwrap();
+    let mut w = World::new(map, cfg(Mode::Snake), 3);
+    w.put(1, &[(1, 1), (1, 2), (2, 2)], Dir::Up);
+    let ev = w.step(&[
+        SimInput::Join {
+            id: 2,
+            name: "b".into(),
+        },
+        turn(1, Dir::Right),
+    ]);
+    // Snake 1 moved off the spawn point to (2,1); its tail left (2,2).
+    assert!(ev.contains(&GameEvent::Respawned { id: 2 }), "{ev:?}");
+    let b = w.body(2);
+    assert!(!b.is_empty());
+    for c in &b {
+        assert!(!w.body(1).contains(c));
+    }
+    check_invariants(&w);
+}
+
+/// `cargo test -p game-server --release sim::tests::step_cost -- --ignored --nocapture`
+#[test]
+#[ignore = "timing, run by hand in release"]
+fn step_cost_16_snakes_on_big_map() {
+    let m = protocol::map::builtin("big").unwrap();
+    let mut w = World::new(m.clone(), SimConfig::for_map(Mode::Snake, &m), 1);
+    let joins: Vec<SimInput> = (1..=16)
+        .map(|id| SimInput::Join {
+            id,
+            name: format!("p{id}"),
+        })
+        .collect();
+    w.step(&joins);
+    let mut r = SplitMix64::new(2);
+    let ticks = 100_000;
+    let t0 = std::time::Instant::now();
+    for _ in 0..ticks {
+        let id = r.below(16) as PlayerId + 1;
+        w.step(&[turn(id, Dir::ALL[r.below(4)])]);
+    }
+    let per = t0.elapsed() / ticks;
+    println!(
+        "{:?} per step, {} alive, {} food",
+        per,
+        w.state().snakes.iter().filter(|s| s.alive).count(),
+        w.state().food.len()
+    );
 }
