@@ -186,8 +186,12 @@ async fn join(s: &RunningServer, f: Format, name: &str, token: Option<String>) -
 
 /// Follows the stream for `ticks` ticks, checking every checksum; returns
 /// the world and every ack seen.
-async fn follow(ws: &mut Ws, f: Format, ticks: u64) -> (WorldState, Vec<u64>) {
-    let mut world: Option<WorldState> = None;
+async fn follow(
+    ws: &mut Ws,
+    f: Format,
+    ticks: u64,
+    world: &mut Option<WorldState>,
+) -> (WorldState, Vec<u64>) {
     let mut acks = Vec::new();
     let mut seen = 0;
     while seen < ticks {
@@ -195,7 +199,7 @@ async fn follow(ws: &mut Ws, f: Format, ticks: u64) -> (WorldState, Vec<u64>) {
             ServerMsg::Snapshot(s) => {
                 assert_eq!(s.state.checksum(), s.checksum);
                 acks.push(s.ack);
-                world = Some(s.state);
+                *world = Some(s.state);
             }
             ServerMsg::Tick(t) => {
                 let w = world.as_mut().expect("a snapshot comes first");
@@ -207,7 +211,7 @@ async fn follow(ws: &mut Ws, f: Format, ticks: u64) -> (WorldState, Vec<u64>) {
             _ => {}
         }
     }
-    (world.unwrap(), acks)
+    (world.clone().unwrap(), acks)
 }
 
 #[tokio::test]
@@ -215,10 +219,11 @@ async fn both_formats_rebuild_the_world_and_ack_inputs_in_order() {
     let s = server(16).await;
     for f in [Format::Json, Format::Bincode] {
         let (mut ws, w) = join(&s, f, "alice", None).await;
+        let mut w_ws = None;
         let me = w.player_id.unwrap();
         assert_eq!(w.token.len(), 32);
         assert_eq!(w.map.name, "Small Box");
-        let (world, _) = follow(&mut ws, f, 5).await;
+        let (world, _) = follow(&mut ws, f, 5, &mut w_ws).await;
         assert!(world.snake(me).is_some(), "our snake is in the world");
         for (seq, dir) in [(1, Dir::Up), (2, Dir::Left), (3, Dir::Down)] {
             send(
@@ -243,7 +248,7 @@ async fn both_formats_rebuild_the_world_and_ack_inputs_in_order() {
             }),
         )
         .await;
-        let (_, acks) = follow(&mut ws, f, 30).await;
+        let (_, acks) = follow(&mut ws, f, 30, &mut w_ws).await;
         assert!(
             acks.windows(2).all(|w| w[0] <= w[1]),
             "acks never go back: {acks:?}"
@@ -272,8 +277,9 @@ async fn both_formats_rebuild_the_world_and_ack_inputs_in_order() {
 async fn a_dropped_player_resumes_its_snake_with_the_token() {
     let s = server(16).await;
     let (mut ws, w) = join(&s, Format::Json, "bob", None).await;
+    let mut w_ws = None;
     let me = w.player_id.unwrap();
-    follow(&mut ws, Format::Json, 3).await;
+    follow(&mut ws, Format::Json, 3, &mut w_ws).await;
     send(
         &mut ws,
         Format::Json,
@@ -284,14 +290,15 @@ async fn a_dropped_player_resumes_its_snake_with_the_token() {
         }),
     )
     .await;
-    follow(&mut ws, Format::Json, 5).await;
+    follow(&mut ws, Format::Json, 5, &mut w_ws).await;
     drop(ws); // the connection dies without a leave
 
     let (mut ws, w2) = join(&s, Format::Bincode, "ignored", Some(w.token.clone())).await;
+    let mut w_ws = None;
     assert!(w2.resumed);
     assert_eq!(w2.player_id, Some(me));
     assert_eq!(w2.name, "bob");
-    let (world, acks) = follow(&mut ws, Format::Bincode, 3).await;
+    let (world, acks) = follow(&mut ws, Format::Bincode, 3, &mut w_ws).await;
     assert_eq!(acks[0], 1, "the ack continues from the last applied seq");
     assert!(world.snake(me).is_some());
     assert_eq!(
@@ -441,8 +448,9 @@ async fn spectators_see_the_same_world_and_shutdown_closes_with_1001() {
         other => panic!("{other:?}"),
     };
     assert_eq!(sw.player_id, None);
-    let (pw, _) = follow(&mut player, Format::Bincode, 10).await;
-    let (sworld, acks) = follow(&mut spec, Format::Json, 10).await;
+    let (mut w_player, mut w_spec) = (None, None);
+    let (pw, _) = follow(&mut player, Format::Bincode, 10, &mut w_player).await;
+    let (sworld, acks) = follow(&mut spec, Format::Json, 10, &mut w_spec).await;
     assert!(acks.iter().all(|a| *a == 0), "spectators have no ack");
     assert!(sworld.snake(w.player_id.unwrap()).is_some());
     assert!(sworld.tick >= pw.tick);
