@@ -248,7 +248,10 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, mut shutdown: watch::R
                         room.try_send(RoomCmd::Resync { sub });
                     }
                     ClientMsg::Leave {} => {
+                        // Queue the leave before the close frame: a client that
+                        // rejoins after seeing the close finds its name free.
                         left = true;
+                        room.send(RoomCmd::Leave { sub }).await;
                         let _ = tx.send(Message::close_with(close::NORMAL, "left")).await;
                         break;
                     }
@@ -263,12 +266,9 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, mut shutdown: watch::R
             }
         }
     }
-    let cmd = if left {
-        RoomCmd::Leave { sub }
-    } else {
-        RoomCmd::Detach { sub }
-    };
-    room.send(cmd).await;
+    if !left {
+        room.send(RoomCmd::Detach { sub }).await;
+    }
     debug!(sub, left, "session closed");
 }
 
