@@ -16,8 +16,12 @@ pub struct UiOptions {
     pub bots: u32,
 }
 
+/// Whether this build has the terminal UI (`false` until it lands: the
+/// binary then runs headless bots instead).
+pub const AVAILABLE: bool = false;
+
 /// Runs the TUI until the user quits.
 pub async fn run(options: UiOptions) -> anyhow::Result<()> {
     let _ = options;
-    todo!()
+    anyhow::bail!("the terminal UI is not built yet; use --headless")
 }
