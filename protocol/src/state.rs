@@ -91,6 +91,7 @@ pub enum SnakeDelta {
 }
 
 /// The common case: a snake moved (and maybe grew, boosted or scored).
+/// Its small fields are always sent; its score only when it changed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnakeMove {
     pub id: PlayerId,
@@ -103,7 +104,8 @@ pub struct SnakeMove {
     pub respawn_in: u16,
     pub boost: bool,
     pub connected: bool,
-    pub score: Score,
+    /// The new score, only when it changed this tick (`null` otherwise).
+    pub score: Option<Score>,
 }
 
 /// A delta or frame that does not fit the state it is applied to.
@@ -218,7 +220,9 @@ impl WorldState {
                     s.respawn_in = m.respawn_in;
                     s.boost = m.boost;
                     s.connected = m.connected;
-                    s.score = m.score;
+                    if let Some(score) = m.score {
+                        s.score = score;
+                    }
                 }
             }
         }
@@ -270,7 +274,7 @@ fn snake_delta(prev: &SnakeState, new: &SnakeState) -> SnakeDelta {
             respawn_in: new.respawn_in,
             boost: new.boost,
             connected: new.connected,
-            score: new.score,
+            score: (new.score != prev.score).then_some(new.score),
         });
     }
     SnakeDelta::Full(new.clone())
@@ -321,4 +325,66 @@ fn sorted_difference(a: &[Pos], b: &[Pos]) -> (Vec<Pos>, Vec<Pos>) {
         }
     }
     (only_a, only_b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snake(body: &[(u16, u16)], length: u32) -> SnakeState {
+        SnakeState {
+            id: 1,
+            name: "a".into(),
+            body: body.iter().map(|&(x, y)| Pos { x, y }).collect(),
+            dir: Dir::Right,
+            alive: true,
+            respawn_in: 0,
+            boost: false,
+            connected: true,
+            score: Score {
+                length,
+                best: length,
+                ..Score::default()
+            },
+        }
+    }
+
+    fn world(s: SnakeState) -> WorldState {
+        WorldState {
+            snakes: vec![s],
+            ..WorldState::new(Mode::Snake)
+        }
+    }
+
+    fn only_move(d: &Delta) -> &SnakeMove {
+        match d.snakes.as_slice() {
+            [SnakeDelta::Moved(m)] => m,
+            other => panic!("expected one move, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plain_move_omits_the_unchanged_score() {
+        let old = world(snake(&[(2, 1), (1, 1)], 2));
+        let new = world(snake(&[(3, 1), (2, 1)], 2));
+        let d = new.diff(&old);
+        let m = only_move(&d);
+        assert_eq!((m.head.len(), m.trim, m.score), (1, 1, None));
+        let mut rebuilt = old.clone();
+        rebuilt.apply(&d).unwrap();
+        assert_eq!(rebuilt, new);
+    }
+
+    #[test]
+    fn a_move_that_grows_carries_the_new_score() {
+        let old = world(snake(&[(2, 1), (1, 1)], 2));
+        let new = world(snake(&[(3, 1), (2, 1), (1, 1)], 3));
+        let d = new.diff(&old);
+        let m = only_move(&d);
+        assert_eq!(m.trim, 0);
+        assert_eq!(m.score.map(|s| s.length), Some(3));
+        let mut rebuilt = old.clone();
+        rebuilt.apply(&d).unwrap();
+        assert_eq!(rebuilt, new);
+    }
 }

@@ -178,7 +178,7 @@ pub fn delta() -> impl Strategy<Value = Delta> {
         any::<u16>(),
         any::<bool>(),
         any::<bool>(),
-        score(),
+        proptest::option::of(score()),
     )
         .prop_map(
             |(id, head, trim, dir, alive, respawn_in, boost, connected, score)| {

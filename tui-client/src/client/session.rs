@@ -350,7 +350,7 @@ mod tests {
             respawn_in: 0,
             boost: false,
             connected: true,
-            score: Score::default(),
+            score: None,
         };
         ServerMsg::Tick(Box::new(TickFrame {
             ack,
