@@ -58,7 +58,13 @@ async fn main() -> anyhow::Result<()> {
 
     let port = server.local_addr.port();
     println!("Tickwire server listening on {}", server.local_addr);
-    println!("Share one of these with players on your network:");
+    if server.local_addr.ip().is_loopback() {
+        println!(
+            "Bound to loopback: only this machine can join (use --bind 0.0.0.0:{port} for a LAN)."
+        );
+    } else {
+        println!("Share one of these with players on your network:");
+    }
     for ip in share_addresses(server.local_addr.ip()) {
         let host = match ip {
             IpAddr::V6(v6) => format!("[{v6}]"),
