@@ -9,6 +9,8 @@ pub mod rooms;
 pub mod routes;
 pub mod session;
 pub mod sim;
+pub mod sse;
+mod streaming;
 pub mod watch;
 pub mod ws;
 
@@ -34,6 +36,32 @@ pub struct ServerConfig {
     pub seed: Option<u64>,
     /// How long a dropped player's snake waits for a resume.
     pub resume_grace: Duration,
+    /// SSE and watch spectators.
+    pub spectators: SpectatorConfig,
+}
+
+/// How the server treats SSE and watch spectators.
+#[derive(Clone, Debug)]
+pub struct SpectatorConfig {
+    /// Every SSE stream gets a `: keepalive` comment at this interval (the
+    /// contract asks for at least one every 15 s when idle).
+    pub keepalive: Duration,
+    /// How far back a reconnect with `Last-Event-ID` can resume without a
+    /// gap (the contract asks for at least 10 s).
+    pub replay: Duration,
+    /// Frames (ticks) an SSE spectator may have queued; beyond that its
+    /// backlog is dropped and it gets a snapshot instead.
+    pub queue: usize,
+}
+
+impl Default for SpectatorConfig {
+    fn default() -> Self {
+        SpectatorConfig {
+            keepalive: Duration::from_secs(15),
+            replay: Duration::from_secs(12),
+            queue: outbox::DEFAULT_CAPACITY,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -46,6 +74,7 @@ impl Default for ServerConfig {
             max_players: 16,
             seed: None,
             resume_grace: Duration::from_secs(30),
+            spectators: SpectatorConfig::default(),
         }
     }
 }
@@ -94,7 +123,11 @@ impl RunningServer {
 /// default room `lobby`.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let rooms = rooms::Rooms::new(shutdown_rx.clone(), config.resume_grace);
+    let rooms = rooms::Rooms::new(
+        shutdown_rx.clone(),
+        config.resume_grace,
+        config.spectators.clone(),
+    );
     rooms
         .create(
             protocol::api::CreateRoom {
@@ -120,6 +153,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let state = routes::AppState {
         rooms: rooms.clone(),
         shutdown: shutdown_rx.clone(),
+        keepalive: config.spectators.keepalive,
     };
     let mut signal = shutdown_rx;
     let server = tokio::spawn(
