@@ -38,7 +38,14 @@ pub struct ServerConfig {
     pub resume_grace: Duration,
     /// SSE and watch spectators.
     pub spectators: SpectatorConfig,
+    /// Kernel send buffer of every connection, in bytes (`None`: the OS
+    /// default, which autotunes up to megabytes per slow reader).
+    pub send_buffer: Option<u32>,
 }
+
+/// Default kernel send buffer per connection: dozens of ticks of even a
+/// large room, far above what a reader that keeps up ever has in flight.
+pub const DEFAULT_SEND_BUFFER: u32 = 64 * 1024;
 
 /// How the server treats SSE and watch spectators.
 #[derive(Clone, Debug)]
@@ -75,6 +82,7 @@ impl Default for ServerConfig {
             seed: None,
             resume_grace: Duration::from_secs(30),
             spectators: SpectatorConfig::default(),
+            send_buffer: Some(DEFAULT_SEND_BUFFER),
         }
     }
 }
@@ -119,6 +127,24 @@ impl RunningServer {
     }
 }
 
+/// A listening socket whose accepted connections inherit a send buffer of
+/// `send_buffer` bytes (the kernel's autotuning would otherwise let one
+/// slow reader hold megabytes of frames in its socket).
+fn listen(addr: SocketAddr, send_buffer: Option<u32>) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    if let Some(n) = send_buffer {
+        socket.set_send_buffer_size(n)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// Binds and starts the server on the current tokio runtime, with the
 /// default room `lobby`.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
@@ -140,12 +166,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             config.seed,
         )
         .map_err(|e| StartError::Config(e.to_string()))?;
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.bind,
-            source,
-        })?;
+    let listener = listen(config.bind, config.send_buffer).map_err(|source| StartError::Bind {
+        addr: config.bind,
+        source,
+    })?;
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.bind,
         source,

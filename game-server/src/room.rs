@@ -123,6 +123,8 @@ pub struct RoomHandle {
     pub stats: Arc<RoomStats>,
     commands: mpsc::Sender<RoomCmd>,
     world: watch::Receiver<Arc<WorldState>>,
+    /// Watch frames rendered for this room, shared by its watchers.
+    pub frames: Arc<crate::watch::stream::FrameCache>,
 }
 
 /// The room's task is gone (server shutting down).
@@ -145,6 +147,7 @@ impl RoomHandle {
             stats,
             commands: tx,
             world,
+            frames: Arc::default(),
         }
     }
 

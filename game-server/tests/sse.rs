@@ -162,7 +162,11 @@ async fn keepalive_comments_arrive_at_the_configured_interval() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_stops_reading_is_bounded_then_resynced() {
-    let s = server(|c| c.spectators.queue = 8).await;
+    let s = server(|c| {
+        c.spectators.queue = 8;
+        c.send_buffer = Some(8 * 1024);
+    })
+    .await;
     let mut players = Vec::new();
     for i in 0..6 {
         players.push(ws_player(s.local_addr, &format!("p{i}")).await);

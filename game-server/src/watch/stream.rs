@@ -3,8 +3,8 @@
 //! (see [`super::render`]) for `curl -N`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -54,6 +54,58 @@ pub fn parse_options(query: &HashMap<String, String>) -> Result<WatchOptions, St
     Ok(opts)
 }
 
+/// Most option sets a room keeps rendered frames for.
+const CACHED_OPTIONS: usize = 64;
+
+/// A room's latest rendered frame per set of options: watchers that asked
+/// for the same view share one render per world instead of one each.
+#[derive(Debug, Default)]
+pub struct FrameCache {
+    frames: Mutex<HashMap<WatchOptions, CachedFrame>>,
+}
+
+#[derive(Debug)]
+struct CachedFrame {
+    tick: u64,
+    spectators: u32,
+    bytes: Bytes,
+}
+
+impl FrameCache {
+    /// The frame for `opts` of `world`, rendering it only if no watcher did yet.
+    fn frame(&self, room: &RoomHandle, world: &WorldState, opts: WatchOptions) -> Bytes {
+        let spectators = room.info().spectators;
+        let fresh = |c: &CachedFrame| c.tick == world.tick && c.spectators == spectators;
+        if let Some(c) = self.lock().get(&opts).filter(|c| fresh(c)) {
+            return c.bytes.clone();
+        }
+        // Rendered outside the lock: watchers of other views never wait.
+        let label = RoomLabel {
+            room: &room.config.id,
+            spectators,
+        };
+        let bytes = Bytes::from(render(&room.config.map, world, label, opts));
+        let mut frames = self.lock();
+        if frames.len() >= CACHED_OPTIONS && !frames.contains_key(&opts) {
+            frames.clear();
+        }
+        frames.insert(
+            opts,
+            CachedFrame {
+                tick: world.tick,
+                spectators,
+                bytes: bytes.clone(),
+            },
+        );
+        bytes
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<WatchOptions, CachedFrame>> {
+        // A poisoned cache only lost a frame; the map is still valid.
+        self.frames.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Counts a watcher in its room's spectators while it lives.
 struct Watcher(Arc<RoomStats>);
 
@@ -89,11 +141,7 @@ struct Pump {
 impl Pump {
     fn frame(&mut self) -> Bytes {
         let world = self.world.borrow_and_update().clone();
-        let label = RoomLabel {
-            room: &self.room.config.id,
-            spectators: self.room.info().spectators,
-        };
-        render(&self.room.config.map, &world, label, self.opts).into()
+        self.room.frames.frame(&self.room, &world, self.opts)
     }
 
     fn goodbye(&self) -> Bytes {
@@ -170,6 +218,36 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[tokio::test]
+    async fn watchers_with_the_same_view_share_one_render() {
+        let (_stop, shutdown) = watch::channel(false);
+        let map = protocol::map::builtin("small").unwrap();
+        let room = RoomHandle::spawn(
+            crate::room::RoomConfig {
+                id: "t".into(),
+                mode: protocol::Mode::Snake,
+                map_name: "small".into(),
+                map,
+                tick_rate: 20,
+                max_players: 4,
+                seed: 1,
+                resume_grace: Duration::from_secs(1),
+                spectators: crate::SpectatorConfig::default(),
+            },
+            shutdown,
+        );
+        let world = room.world().borrow().clone();
+        let plain = WatchOptions {
+            color: false,
+            ..WatchOptions::default()
+        };
+        let a = room.frames.frame(&room, &world, plain);
+        let b = room.frames.frame(&room, &world, plain);
+        assert_eq!(a.as_ptr(), b.as_ptr(), "the same bytes, rendered once");
+        let c = room.frames.frame(&room, &world, WatchOptions::default());
+        assert_ne!(a, c);
     }
 
     #[test]
