@@ -120,10 +120,12 @@ impl SseFeed {
     /// A feed whose ring holds at least `replay` of ticks at `tick_rate`.
     pub fn new(tick_rate: u32, replay: Duration) -> SseFeed {
         let capacity = (replay.as_secs_f64() * f64::from(tick_rate)).ceil() as usize;
+        let capacity = capacity.max(1);
         SseFeed {
             ring: VecDeque::new(),
-            capacity: capacity.max(1),
-            idle: 0,
+            capacity,
+            // A room nobody has watched yet formats nothing.
+            idle: capacity,
             cache: JoinCache::default(),
         }
     }
@@ -138,7 +140,11 @@ impl SseFeed {
         state: &'a WorldState,
         prev: &WorldState,
     ) -> Option<TickEvents<'a>> {
-        self.idle = if subscribers { 0 } else { self.idle + 1 };
+        self.idle = if subscribers {
+            0
+        } else {
+            self.idle.saturating_add(1)
+        };
         if self.idle > self.capacity {
             self.ring.clear();
             return None;
@@ -357,6 +363,17 @@ mod tests {
             ids(&feed.join(Some(3), &world(10), 1, welcome)),
             ["snapshot:10"]
         );
+    }
+
+    #[test]
+    fn a_room_nobody_watched_formats_nothing() {
+        let mut feed = SseFeed::new(60, Duration::from_secs(12));
+        let (prev, now) = (world(0), world(1));
+        assert!(
+            feed.tick(false, &frame(&now, &prev), &[], &now, &prev)
+                .is_none()
+        );
+        assert_eq!(feed.buffered(), 0);
     }
 
     #[test]
