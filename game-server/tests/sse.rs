@@ -233,19 +233,23 @@ async fn shutdown_ends_the_stream_with_a_reason() {
     let t = world.tick;
     follow_to(&mut sse, &mut world, t + 5).await;
     let stopping = tokio::spawn(s.shutdown());
-    let last = tokio::time::timeout(WAIT, async {
-        let mut last = None;
+    let mut events = tokio::time::timeout(WAIT, async {
+        let mut events = Vec::new();
         while let Some(item) = sse.item().await {
             if let Item::Event(e) = item {
-                last = Some(e);
+                events.push(e);
             }
         }
-        last
+        events
     })
     .await
-    .expect("the stream ends")
-    .expect("events");
+    .expect("the stream ends");
+    let last = events.pop().expect("events");
     assert_eq!(last.event, "error");
+    let id_before = events
+        .last()
+        .map_or(world.tick.to_string(), |e| e.id.clone());
+    assert_eq!(last.id, id_before, "it has the id of the last event");
     let SseMsg::Server(ServerMsg::Error(e)) = msg(&last) else {
         panic!()
     };

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use protocol::ErrorMsg;
 use protocol::codec::{Format, encode};
-use protocol::sse::{RETRY_MS, format_event};
+use protocol::sse::{Parser, RETRY_MS, format_event};
 use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use warp::http::StatusCode;
@@ -47,15 +47,25 @@ struct Pump {
     keepalive: Interval,
     shutdown: watch::Receiver<bool>,
     ended: bool,
+    /// The last chunk of events written (whole events, never a comment),
+    /// for the id of the closing event.
+    last_events: Option<Bytes>,
 }
 
-/// The last event of a stream that the server ends.
-fn closing_event() -> Bytes {
+/// The last event of a stream that the server ends. It carries the id of
+/// the last event this spectator got (every event has an id), which is
+/// only parsed here, once, never per tick.
+fn closing_event(last_events: Option<&Bytes>) -> Bytes {
+    let id = last_events.and_then(|b| {
+        let mut p = Parser::new();
+        p.push(b);
+        p.last_event_id().parse().ok()
+    });
     let err = ErrorMsg {
         code: "shutting_down".into(),
         message: "the room has closed: the server is shutting down".into(),
     };
-    format_event("error", None, &encode(Format::Json, &err))
+    format_event("error", id, &encode(Format::Json, &err))
 }
 
 /// Serves one SSE spectator of `room`. `last_event_id` is the raw header.
@@ -89,23 +99,35 @@ pub async fn serve(
         keepalive: ticker,
         shutdown,
         ended: false,
+        last_events: None,
     };
     let chunks = futures_util::stream::unfold(pump, |mut p| async move {
         if let Some(b) = p.pending.pop_front() {
+            if b.starts_with(b"event:") {
+                p.last_events = Some(b.clone());
+            }
             return Some((b, p));
         }
         if p.ended {
             return None;
         }
+        // Frames first: at shutdown the room closes our outbox after the
+        // signal, so what it already queued still goes out before the end.
         let out = tokio::select! {
             biased;
+            b = p.subscription.outbox.pop() => match b {
+                Some(b) => {
+                    p.last_events = Some(b.clone());
+                    Some(b)
+                }
+                None => None,
+            },
             _ = crate::clock::until_shutdown(&mut p.shutdown) => None,
-            b = p.subscription.outbox.pop() => b,
             _ = p.keepalive.tick() => Some(KEEPALIVE),
         };
         let out = out.unwrap_or_else(|| {
             p.ended = true;
-            closing_event()
+            closing_event(p.last_events.as_ref())
         });
         Some((out, p))
     });
