@@ -9,6 +9,8 @@ pub mod rooms;
 pub mod routes;
 pub mod session;
 pub mod sim;
+pub mod sse;
+mod streaming;
 pub mod watch;
 pub mod ws;
 
@@ -34,6 +36,39 @@ pub struct ServerConfig {
     pub seed: Option<u64>,
     /// How long a dropped player's snake waits for a resume.
     pub resume_grace: Duration,
+    /// SSE and watch spectators.
+    pub spectators: SpectatorConfig,
+    /// Kernel send buffer of every connection, in bytes (`None`: the OS
+    /// default, which autotunes up to megabytes per slow reader).
+    pub send_buffer: Option<u32>,
+}
+
+/// Default kernel send buffer per connection: dozens of ticks of even a
+/// large room, far above what a reader that keeps up ever has in flight.
+pub const DEFAULT_SEND_BUFFER: u32 = 64 * 1024;
+
+/// How the server treats SSE and watch spectators.
+#[derive(Clone, Debug)]
+pub struct SpectatorConfig {
+    /// Every SSE stream gets a `: keepalive` comment at this interval (the
+    /// contract asks for at least one every 15 s when idle).
+    pub keepalive: Duration,
+    /// How far back a reconnect with `Last-Event-ID` can resume without a
+    /// gap (the contract asks for at least 10 s).
+    pub replay: Duration,
+    /// Frames (ticks) an SSE spectator may have queued; beyond that its
+    /// backlog is dropped and it gets a snapshot instead.
+    pub queue: usize,
+}
+
+impl Default for SpectatorConfig {
+    fn default() -> Self {
+        SpectatorConfig {
+            keepalive: Duration::from_secs(15),
+            replay: Duration::from_secs(12),
+            queue: outbox::DEFAULT_CAPACITY,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -46,6 +81,8 @@ impl Default for ServerConfig {
             max_players: 16,
             seed: None,
             resume_grace: Duration::from_secs(30),
+            spectators: SpectatorConfig::default(),
+            send_buffer: Some(DEFAULT_SEND_BUFFER),
         }
     }
 }
@@ -90,11 +127,33 @@ impl RunningServer {
     }
 }
 
+/// A listening socket whose accepted connections inherit a send buffer of
+/// `send_buffer` bytes (the kernel's autotuning would otherwise let one
+/// slow reader hold megabytes of frames in its socket).
+fn listen(addr: SocketAddr, send_buffer: Option<u32>) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    if let Some(n) = send_buffer {
+        socket.set_send_buffer_size(n)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// Binds and starts the server on the current tokio runtime, with the
 /// default room `lobby`.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let rooms = rooms::Rooms::new(shutdown_rx.clone(), config.resume_grace);
+    let rooms = rooms::Rooms::new(
+        shutdown_rx.clone(),
+        config.resume_grace,
+        config.spectators.clone(),
+    );
     rooms
         .create(
             protocol::api::CreateRoom {
@@ -107,12 +166,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             config.seed,
         )
         .map_err(|e| StartError::Config(e.to_string()))?;
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.bind,
-            source,
-        })?;
+    let listener = listen(config.bind, config.send_buffer).map_err(|source| StartError::Bind {
+        addr: config.bind,
+        source,
+    })?;
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.bind,
         source,
@@ -120,6 +177,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let state = routes::AppState {
         rooms: rooms.clone(),
         shutdown: shutdown_rx.clone(),
+        keepalive: config.spectators.keepalive,
     };
     let mut signal = shutdown_rx;
     let server = tokio::spawn(

@@ -98,6 +98,11 @@ impl Outbox {
         self.notify.notify_one();
     }
 
+    /// Most frames it holds before an overflow.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Frames queued now.
     pub fn len(&self) -> usize {
         self.lock().queue.len()

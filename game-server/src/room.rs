@@ -18,10 +18,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span};
 
+use crate::SpectatorConfig;
 use crate::clock::now_us;
 use crate::outbox::{DEFAULT_CAPACITY, Outbox, Pushed};
 use crate::session::{AdmitError, Players, random_hex128};
 use crate::sim::{SimConfig, SimInput, World};
+use crate::sse::feed::SseFeed;
 
 /// Commands a room's queue holds before senders are told it is busy.
 const COMMAND_QUEUE: usize = 4096;
@@ -41,13 +43,23 @@ pub struct RoomConfig {
     pub max_players: u32,
     pub seed: u64,
     pub resume_grace: Duration,
+    /// SSE replay ring and spectator queue sizes.
+    pub spectators: SpectatorConfig,
 }
 
 /// Counters a room publishes for `/api/rooms` (read without asking the task).
 #[derive(Debug, Default)]
 pub struct RoomStats {
     pub players: AtomicU32,
+    /// WebSocket and SSE spectators (kept by the room task).
     pub spectators: AtomicU32,
+    /// `curl` watchers (kept by the watch transport).
+    pub watchers: AtomicU32,
+    /// Times a subscriber's queue overflowed: its backlog was dropped and
+    /// it was sent a keyframe instead.
+    pub resyncs: AtomicU64,
+    /// Frames dropped by those overflows.
+    pub dropped: AtomicU64,
     pub tick: AtomicU64,
     /// Ticks that started late because the previous one overran.
     pub overruns: AtomicU64,
@@ -61,6 +73,15 @@ pub struct Joined {
     pub outbox: Arc<Outbox>,
 }
 
+/// An SSE spectator that joined: its queue, and what it gets before the
+/// live ticks (welcome, replayed ticks or a snapshot; see [`SseFeed::join`]).
+#[derive(Debug)]
+pub struct Spectating {
+    pub sub: SubId,
+    pub outbox: Arc<Outbox>,
+    pub preamble: Vec<Bytes>,
+}
+
 /// A command to a room task.
 #[derive(Debug)]
 pub enum RoomCmd {
@@ -68,6 +89,11 @@ pub enum RoomCmd {
         hello: Hello,
         format: Format,
         reply: oneshot::Sender<Result<Joined, AdmitError>>,
+    },
+    /// An SSE spectator, resuming after `last_event_id` if given.
+    Spectate {
+        last_event_id: Option<u64>,
+        reply: oneshot::Sender<Spectating>,
     },
     Input {
         sub: SubId,
@@ -96,6 +122,9 @@ pub struct RoomHandle {
     pub config: Arc<RoomConfig>,
     pub stats: Arc<RoomStats>,
     commands: mpsc::Sender<RoomCmd>,
+    world: watch::Receiver<Arc<WorldState>>,
+    /// Watch frames rendered for this room, shared by its watchers.
+    pub frames: Arc<crate::watch::stream::FrameCache>,
 }
 
 /// The room's task is gone (server shutting down).
@@ -111,12 +140,36 @@ impl RoomHandle {
         let stats = Arc::new(RoomStats::default());
         let span = info_span!("room", id = %config.id);
         let task = RoomTask::new(config.clone(), stats.clone());
+        let world = task.world_tx.subscribe();
         tokio::spawn(task.run(rx, shutdown).instrument(span));
         RoomHandle {
             config,
             stats,
             commands: tx,
+            world,
+            frames: Arc::default(),
         }
+    }
+
+    /// The room's world after its latest tick; `changed()` fails once the
+    /// room has closed.
+    pub fn world(&self) -> watch::Receiver<Arc<WorldState>> {
+        let mut rx = self.world.clone();
+        rx.mark_changed();
+        rx
+    }
+
+    /// Joins as an SSE spectator.
+    pub async fn spectate_sse(&self, last_event_id: Option<u64>) -> Result<Spectating, RoomClosed> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(RoomCmd::Spectate {
+                last_event_id,
+                reply,
+            })
+            .await
+            .map_err(|_| RoomClosed)?;
+        rx.await.map_err(|_| RoomClosed)
     }
 
     /// Joins the room (player or spectator, per the hello).
@@ -155,7 +208,8 @@ impl RoomHandle {
             mode: self.config.mode,
             map: self.config.map_name.clone(),
             players: self.stats.players.load(Ordering::Relaxed),
-            spectators: self.stats.spectators.load(Ordering::Relaxed),
+            spectators: self.stats.spectators.load(Ordering::Relaxed)
+                + self.stats.watchers.load(Ordering::Relaxed),
             max_players: self.config.max_players,
             tick_rate: self.config.tick_rate,
             tick: self.stats.tick.load(Ordering::Relaxed),
@@ -163,9 +217,18 @@ impl RoomHandle {
     }
 }
 
+/// What a subscriber's queue carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wire {
+    /// Server messages in a format (WebSocket, and later long-poll).
+    Frames(Format),
+    /// `text/event-stream` bytes from the room's [`SseFeed`].
+    Sse,
+}
+
 struct Sub {
     player: Option<PlayerId>,
-    format: Format,
+    wire: Wire,
     outbox: Arc<Outbox>,
     needs_keyframe: bool,
 }
@@ -174,7 +237,10 @@ struct RoomTask {
     config: Arc<RoomConfig>,
     stats: Arc<RoomStats>,
     world: World,
-    prev: WorldState,
+    /// The world after the last tick, shared with watchers through `world_tx`.
+    prev: Arc<WorldState>,
+    world_tx: watch::Sender<Arc<WorldState>>,
+    sse: SseFeed,
     players: Players,
     subs: BTreeMap<SubId, Sub>,
     next_sub: SubId,
@@ -193,8 +259,11 @@ impl RoomTask {
         );
         let grace_ticks =
             (config.resume_grace.as_secs_f64() * config.tick_rate as f64).ceil() as u64;
+        let prev = Arc::new(world.state().clone());
         RoomTask {
-            prev: world.state().clone(),
+            world_tx: watch::Sender::new(prev.clone()),
+            prev,
+            sse: SseFeed::new(config.tick_rate, config.spectators.replay),
             world,
             players: Players::new(config.max_players, grace_ticks.max(1)),
             subs: BTreeMap::new(),
@@ -251,6 +320,15 @@ impl RoomTask {
                 let joined = self.join(hello, format);
                 if let Err(Ok(j)) = reply.send(joined) {
                     // The transport gave up waiting: undo.
+                    self.detach(j.sub, false);
+                }
+            }
+            RoomCmd::Spectate {
+                last_event_id,
+                reply,
+            } => {
+                let joined = self.spectate(last_event_id);
+                if let Err(j) = reply.send(joined) {
                     self.detach(j.sub, false);
                 }
             }
@@ -335,7 +413,7 @@ impl RoomTask {
             sub,
             Sub {
                 player,
-                format,
+                wire: Wire::Frames(format),
                 outbox: outbox.clone(),
                 needs_keyframe: true,
             },
@@ -358,6 +436,42 @@ impl RoomTask {
                 server_time_us: now_us(),
             },
         })
+    }
+
+    fn spectate(&mut self, last_event_id: Option<u64>) -> Spectating {
+        let sub = self.next_sub;
+        self.next_sub += 1;
+        let outbox = Arc::new(Outbox::new(self.config.spectators.queue));
+        let (config, map) = (&self.config, self.world.map());
+        let preamble = self
+            .sse
+            .join(last_event_id, self.world.state(), now_us(), || Welcome {
+                player_id: None,
+                session: String::new(),
+                token: String::new(),
+                room: config.id.clone(),
+                mode: config.mode,
+                tick_rate: config.tick_rate,
+                map: map.clone(),
+                resumed: false,
+                name: "spectator".into(),
+                server_time_us: now_us(),
+            });
+        self.subs.insert(
+            sub,
+            Sub {
+                player: None,
+                wire: Wire::Sse,
+                outbox: outbox.clone(),
+                needs_keyframe: false,
+            },
+        );
+        debug!(sub, ?last_event_id, "sse spectator joined");
+        Spectating {
+            sub,
+            outbox,
+            preamble,
+        }
     }
 
     fn detach(&mut self, sub: SubId, leave: bool) {
@@ -401,14 +515,19 @@ impl RoomTask {
         let state = self.world.state();
         let server_time_us = now_us();
         let checksum = state.checksum();
-        let frame = ServerMsg::Tick(Box::new(TickFrame {
+        let tick = TickFrame {
             ack: 0,
             tick: state.tick,
             checksum,
             server_time_us,
             delta: state.diff(&self.prev),
             events,
-        }));
+        };
+        let sse_subs = self.subs.values().any(|s| s.wire == Wire::Sse);
+        let mut sse = self
+            .sse
+            .tick(sse_subs, &tick, &self.chat, state, &self.prev);
+        let frame = ServerMsg::Tick(Box::new(tick));
         // Encoded at most once per format, and only for formats in use.
         let mut ticks: [Option<SharedFrame>; 2] = [None, None];
         let mut keys: [Option<SharedFrame>; 2] = [None, None];
@@ -417,52 +536,80 @@ impl RoomTask {
             Format::Json => 0,
             Format::Bincode => 1,
         };
-        for sub in self.subs.values_mut() {
-            let i = slot(sub.format);
-            let ack = sub
-                .player
-                .and_then(|id| self.players.get(id))
-                .map_or(0, |p| p.ack);
-            let bytes = if sub.needs_keyframe {
-                sub.needs_keyframe = false;
-                keys[i]
-                    .get_or_insert_with(|| {
-                        SharedFrame::new(
-                            sub.format,
-                            ServerMsg::Snapshot(Box::new(Snapshot {
-                                ack: 0,
-                                tick: state.tick,
-                                checksum,
-                                server_time_us,
-                                state: state.clone(),
-                            })),
-                        )
-                    })
-                    .with_ack(ack)
-            } else {
-                ticks[i]
-                    .get_or_insert_with(|| SharedFrame::new(sub.format, frame.clone()))
-                    .with_ack(ack)
-            };
-            if sub.outbox.push(bytes) == Pushed::Overflowed {
-                sub.needs_keyframe = true;
-            }
-            if !self.chat.is_empty() {
-                let lines = chats[i].get_or_insert_with(|| {
-                    self.chat
-                        .iter()
-                        .map(|c| encode(sub.format, &ServerMsg::Chat(c.clone())))
-                        .collect()
-                });
-                for b in lines.iter() {
-                    if sub.outbox.push(b.clone()) == Pushed::Overflowed {
-                        sub.needs_keyframe = true;
+        let mut closed = Vec::new();
+        for (&id, sub) in self.subs.iter_mut() {
+            let keyframe = std::mem::take(&mut sub.needs_keyframe);
+            let mut outcomes = [Pushed::Queued; 2];
+            match sub.wire {
+                Wire::Sse => {
+                    // Invariant: with an SSE subscriber the feed formats.
+                    let Some(ev) = sse.as_mut() else { continue };
+                    outcomes[0] =
+                        sub.outbox
+                            .push(if keyframe { ev.keyframe() } else { ev.bundle() });
+                }
+                Wire::Frames(format) => {
+                    let i = slot(format);
+                    let ack = sub
+                        .player
+                        .and_then(|id| self.players.get(id))
+                        .map_or(0, |p| p.ack);
+                    let bytes = if keyframe {
+                        keys[i]
+                            .get_or_insert_with(|| {
+                                SharedFrame::new(
+                                    format,
+                                    ServerMsg::Snapshot(Box::new(Snapshot {
+                                        ack: 0,
+                                        tick: state.tick,
+                                        checksum,
+                                        server_time_us,
+                                        state: state.clone(),
+                                    })),
+                                )
+                            })
+                            .with_ack(ack)
+                    } else {
+                        ticks[i]
+                            .get_or_insert_with(|| SharedFrame::new(format, frame.clone()))
+                            .with_ack(ack)
+                    };
+                    outcomes[0] = sub.outbox.push(bytes);
+                    if !self.chat.is_empty() {
+                        let lines = chats[i].get_or_insert_with(|| {
+                            self.chat
+                                .iter()
+                                .map(|c| encode(format, &ServerMsg::Chat(c.clone())))
+                                .collect()
+                        });
+                        for b in lines.iter() {
+                            let pushed = sub.outbox.push(b.clone());
+                            if pushed != Pushed::Queued {
+                                outcomes[1] = pushed;
+                            }
+                        }
                     }
                 }
             }
+            if outcomes.contains(&Pushed::Overflowed) {
+                sub.needs_keyframe = true;
+                self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .dropped
+                    .fetch_add(sub.outbox.capacity() as u64 + 1, Ordering::Relaxed);
+            }
+            if outcomes.contains(&Pushed::Closed) {
+                closed.push(id);
+            }
+        }
+        drop(sse);
+        for id in closed {
+            // The reader went away (an SSE stream dropped its subscription).
+            self.detach(id, false);
         }
         self.chat.clear();
-        self.prev = state.clone();
+        self.prev = Arc::new(self.world.state().clone());
+        self.world_tx.send_replace(self.prev.clone());
         self.stats.tick.store(self.prev.tick, Ordering::Relaxed);
         self.publish_counts();
     }

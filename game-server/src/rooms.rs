@@ -8,6 +8,7 @@ use protocol::api::{CreateRoom, RoomInfo};
 use protocol::{Mode, map};
 use tokio::sync::watch;
 
+use crate::SpectatorConfig;
 use crate::room::{RoomConfig, RoomHandle};
 
 /// Largest player cap a room may ask for.
@@ -28,15 +29,21 @@ pub struct Rooms {
     rooms: Arc<RwLock<BTreeMap<String, RoomHandle>>>,
     shutdown: watch::Receiver<bool>,
     resume_grace: Duration,
+    spectators: SpectatorConfig,
 }
 
 impl Rooms {
     /// An empty registry whose rooms stop when `shutdown` turns true.
-    pub fn new(shutdown: watch::Receiver<bool>, resume_grace: Duration) -> Self {
+    pub fn new(
+        shutdown: watch::Receiver<bool>,
+        resume_grace: Duration,
+        spectators: SpectatorConfig,
+    ) -> Self {
         Rooms {
             rooms: Arc::default(),
             shutdown,
             resume_grace,
+            spectators,
         }
     }
 
@@ -111,6 +118,7 @@ impl Rooms {
                 max_players,
                 seed: seed.unwrap_or_else(rand::random),
                 resume_grace: self.resume_grace,
+                spectators: self.spectators.clone(),
             },
             self.shutdown.clone(),
         );

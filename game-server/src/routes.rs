@@ -1,6 +1,7 @@
 //! Every HTTP route of the server, in one place. Handlers live with their
 //! transport (`ws`) or below; shared state enters through `with_state`.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 
 use protocol::api::{ApiError, CreateRoom, ServerTime};
@@ -10,6 +11,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::clock::now_us;
+use crate::room::RoomHandle;
 use crate::rooms::{CreateError, Rooms};
 
 /// What every handler may need.
@@ -17,6 +19,8 @@ use crate::rooms::{CreateError, Rooms};
 pub struct AppState {
     pub rooms: Rooms,
     pub shutdown: watch::Receiver<bool>,
+    /// Interval of SSE `: keepalive` comments.
+    pub keepalive: std::time::Duration,
 }
 
 /// Largest JSON body accepted by the API.
@@ -39,6 +43,21 @@ pub fn error_reply(status: StatusCode, code: &str, message: impl Into<String>) -
 #[derive(Debug)]
 struct ApiReject(StatusCode, &'static str, String);
 impl warp::reject::Reject for ApiReject {}
+
+/// The room named in the path, or a 404 `unknown_room`.
+async fn find_room(room: String, s: AppState) -> Result<(RoomHandle, AppState), Rejection> {
+    match s.rooms.get(&room) {
+        Some(h) => Ok((h, s)),
+        None => Err(reject(
+            StatusCode::NOT_FOUND,
+            "unknown_room",
+            format!(
+                "no room named {:?}",
+                protocol::text::sanitize_line(&room, 40)
+            ),
+        )),
+    }
+}
 
 fn reject(status: StatusCode, code: &'static str, message: impl Into<String>) -> Rejection {
     warp::reject::custom(ApiReject(status, code, message.into()))
@@ -75,28 +94,38 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::body::bytes())
         .and(with_state(state.clone()))
         .and_then(create_room);
+    let events = warp::path!("rooms" / String / "events")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and_then(find_room)
+        .and(warp::header::optional::<String>("last-event-id"))
+        .then(|(room, s): (RoomHandle, AppState), last: Option<String>| {
+            crate::sse::serve(room, last, s.keepalive, s.shutdown)
+        });
+    let watch = warp::path!("rooms" / String / "watch")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and_then(find_room)
+        .and(warp::query::<HashMap<String, String>>())
+        .and_then(
+            |(room, s): (RoomHandle, AppState), q: HashMap<String, String>| async move {
+                match crate::watch::stream::parse_options(&q) {
+                    Ok(opts) => Ok(crate::watch::stream::serve(room, opts, s.shutdown)),
+                    Err(msg) => Err(reject(StatusCode::BAD_REQUEST, "bad_request", msg)),
+                }
+            },
+        );
     let ws = warp::path!("rooms" / String / "ws")
         .and(warp::get())
         .and(with_state(state.clone()))
-        .and_then(|room: String, s: AppState| async move {
-            match s.rooms.get(&room) {
-                Some(h) => Ok((h, s)),
-                None => Err(reject(
-                    StatusCode::NOT_FOUND,
-                    "unknown_room",
-                    format!("no room named {room:?}"),
-                )),
-            }
-        })
+        .and_then(find_room)
         .and(warp::ws())
-        .map(
-            |(room, s): (crate::room::RoomHandle, AppState), ws: warp::ws::Ws| {
-                ws.max_message_size(crate::ws::MAX_MESSAGE_BYTES)
-                    .max_frame_size(crate::ws::MAX_MESSAGE_BYTES)
-                    .on_upgrade(move |socket| crate::ws::serve(socket, room, s.shutdown))
-                    .into_response()
-            },
-        );
+        .map(|(room, s): (RoomHandle, AppState), ws: warp::ws::Ws| {
+            ws.max_message_size(crate::ws::MAX_MESSAGE_BYTES)
+                .max_frame_size(crate::ws::MAX_MESSAGE_BYTES)
+                .on_upgrade(move |socket| crate::ws::serve(socket, room, s.shutdown))
+                .into_response()
+        });
 
     index
         .or(healthz)
@@ -108,6 +137,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(create)
         .unify()
         .or(ws)
+        .unify()
+        .or(events)
+        .unify()
+        .or(watch)
         .unify()
         .recover(recover)
         .unify()
@@ -198,7 +231,9 @@ fn usage_page(s: &AppState) -> String {
         ));
     }
     page.push_str(
-        "\nPlay in a terminal:   cargo run --release -- --server http://THIS-HOST:7878\n\
+        "\nWatch with curl:      curl -N http://THIS-HOST:7878/rooms/lobby/watch\n\
+         Stream events:        curl -N http://THIS-HOST:7878/rooms/lobby/events\n\
+         \nPlay in a terminal:   cargo run --release -- --server http://THIS-HOST:7878\n\
          Play with JSON:       websocat ws://THIS-HOST:7878/rooms/lobby/ws\n\
          \x20                     then type {\"hello\": {\"version\": 1, \"name\": \"alice\"}}\n\
          \x20                     and steer with {\"input\": {\"seq\": 1, \"dir\": \"up\"}}\n\n\
@@ -207,6 +242,8 @@ fn usage_page(s: &AppState) -> String {
          \x20 POST /api/rooms            create: {\"id\":\"duel\",\"mode\":\"tron\",\"map\":\"maze\",\"tick_rate\":30,\"max_players\":4}\n\
          \x20 GET  /api/time             server clock, for lag probes\n\
          \x20 GET  /rooms/{room}/ws      WebSocket: play, or spectate with \"role\": \"spectator\"\n\
+         \x20 GET  /rooms/{room}/events  SSE spectator stream (text/event-stream, JSON data)\n\
+         \x20 GET  /rooms/{room}/watch   live view for curl -N (?color=never&cols=80&rows=24)\n\
          \x20 GET  /healthz              ok\n",
     );
     page

@@ -174,6 +174,9 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, mut shutdown: watch::R
     let mut left = false;
     loop {
         tokio::select! {
+            // Shutdown first: the room closing our outbox during a shutdown
+            // must still read as "server shutting down".
+            biased;
             _ = crate::clock::until_shutdown(&mut shutdown) => {
                 let _ = tx.send(Message::close_with(close::GOING_AWAY, "server shutting down")).await;
                 break;

@@ -247,6 +247,15 @@ pub enum DeathCause {
     HeadOn,
 }
 
+/// The scoreboard after a tick: the data of the SSE `event: score`, sent
+/// when a score, a name or the set of players changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scoreboard {
+    pub tick: u64,
+    /// Every player in the room, by ascending id.
+    pub rows: Vec<ScoreRow>,
+}
+
 /// Scoreboard row, as `GET /api/...` and HUDs show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScoreRow {

@@ -14,6 +14,55 @@
 //! without a final blank line at end of stream is discarded.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{CodecError, Format, decode};
+use crate::msg::{ChatLine, ErrorMsg, Scoreboard, ServerMsg, Snapshot, TickFrame, Welcome};
+
+/// Reconnection delay the server announces with `retry:`, in milliseconds.
+pub const RETRY_MS: u64 = 1000;
+
+/// The data of `event: welcome`: the welcome's own fields plus the full
+/// snapshot the stream starts from (`{"player_id":null,...,"snapshot":{...}}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SseWelcome {
+    #[serde(flatten)]
+    pub welcome: Welcome,
+    pub snapshot: Snapshot,
+}
+
+/// What one SSE event means, decoded from its name and JSON data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SseMsg {
+    /// `welcome`: the room and the world to start from.
+    Welcome(Box<SseWelcome>),
+    /// `snapshot`, `tick`, `chat` or `error`: the same message a WebSocket carries.
+    Server(ServerMsg),
+    /// `score`: the scoreboard changed.
+    Score(Scoreboard),
+    /// An event name this version does not know (ignore it: forward compatible).
+    Unknown,
+}
+
+/// Decodes a dispatched event by its name.
+pub fn decode_event(ev: &Event) -> Result<SseMsg, CodecError> {
+    let data = ev.data.as_bytes();
+    Ok(match ev.event.as_str() {
+        "welcome" => SseMsg::Welcome(Box::new(decode::<SseWelcome>(Format::Json, data)?)),
+        "snapshot" => SseMsg::Server(ServerMsg::Snapshot(Box::new(decode::<Snapshot>(
+            Format::Json,
+            data,
+        )?))),
+        "tick" => SseMsg::Server(ServerMsg::Tick(Box::new(decode::<TickFrame>(
+            Format::Json,
+            data,
+        )?))),
+        "chat" => SseMsg::Server(ServerMsg::Chat(decode::<ChatLine>(Format::Json, data)?)),
+        "error" => SseMsg::Server(ServerMsg::Error(decode::<ErrorMsg>(Format::Json, data)?)),
+        "score" => SseMsg::Score(decode::<Scoreboard>(Format::Json, data)?),
+        _ => SseMsg::Unknown,
+    })
+}
 
 /// One dispatched event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -260,6 +309,40 @@ mod tests {
         items.extend(p.push(b""));
         items.extend(p.push(b"\ndata: 1\r\n\r\n"));
         assert_eq!(items, vec![ev("a", "1", "")]);
+    }
+
+    #[test]
+    fn a_welcome_event_round_trips_with_its_snapshot() {
+        let map = crate::Map::parse("#####\n#0.1#\n#####\n", "t").unwrap();
+        let state = crate::WorldState::new(crate::Mode::Snake);
+        let w = SseWelcome {
+            welcome: Welcome {
+                player_id: None,
+                session: String::new(),
+                token: String::new(),
+                room: "lobby".into(),
+                mode: crate::Mode::Snake,
+                tick_rate: 20,
+                map,
+                resumed: false,
+                name: "spectator".into(),
+                server_time_us: 5,
+            },
+            snapshot: Snapshot {
+                ack: 0,
+                tick: 0,
+                checksum: u64::MAX - 1,
+                server_time_us: 5,
+                state,
+            },
+        };
+        let bytes = format_event("welcome", Some(0), &crate::codec::encode(Format::Json, &w));
+        let items = Parser::new().push(&bytes);
+        let [Item::Event(ev)] = &items[..] else {
+            panic!("{items:?}")
+        };
+        assert!(ev.data.starts_with("{\"player_id\":null,"), "{}", ev.data);
+        assert_eq!(decode_event(ev).unwrap(), SseMsg::Welcome(Box::new(w)));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Keeps docs/PROTOCOL.md true: every example tagged `json client` must decode
 //! as a client message and every `json server` one as a server message, and
-//! every message variant must have at least one example.
+//! every message variant must have at least one example; every `sse` example
+//! must parse as an event stream whose events all decode.
 
 use protocol::codec::{decode, encode};
 use protocol::{ClientMsg, Format, ServerMsg};
@@ -8,7 +9,11 @@ use protocol::{ClientMsg, Format, ServerMsg};
 const DOC: &str = include_str!("../../docs/PROTOCOL.md");
 
 fn blocks(tag: &str) -> Vec<String> {
-    let fence = format!("\n```json {tag}\n");
+    fenced(&format!("json {tag}"))
+}
+
+fn fenced(info: &str) -> Vec<String> {
+    let fence = format!("\n```{info}\n");
     let mut out = Vec::new();
     let mut rest = DOC;
     while let Some(start) = rest.find(&fence) {
@@ -61,4 +66,26 @@ fn every_server_example_decodes_and_every_variant_has_one() {
         all.iter().map(|s| s.to_string()).collect(),
         "server examples"
     );
+}
+
+#[test]
+fn every_sse_example_parses_and_decodes() {
+    use protocol::sse::{Item, Parser, SseMsg, decode_event};
+    let examples = fenced("sse");
+    assert!(!examples.is_empty());
+    let mut names = std::collections::BTreeSet::new();
+    for ex in examples {
+        let mut text = ex.clone();
+        text.push_str("\n\n");
+        for item in Parser::new().push(text.as_bytes()) {
+            if let Item::Event(ev) = item {
+                let msg = decode_event(&ev).unwrap_or_else(|e| panic!("{e}\n{}", ev.data));
+                assert_ne!(msg, SseMsg::Unknown, "{}", ev.event);
+                names.insert(ev.event);
+            }
+        }
+    }
+    for n in ["welcome", "tick", "chat", "score", "error"] {
+        assert!(names.contains(n), "an example of event: {n}");
+    }
 }

@@ -269,6 +269,7 @@ pub struct CutProxy {
     /// `http://127.0.0.1:PORT` of the proxy.
     pub url: String,
     pipes: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
     accept: JoinHandle<()>,
 }
 
@@ -279,8 +280,11 @@ impl CutProxy {
         let url = format!("http://{}", listener.local_addr().expect("proxy addr"));
         let pipes: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let registry = pipes.clone();
+        let accepted: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let counter = accepted.clone();
         let accept = tokio::spawn(async move {
             while let Ok((mut down, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let pipe = tokio::spawn(async move {
                     if let Ok(mut up) = TcpStream::connect(upstream).await {
                         let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
@@ -289,7 +293,17 @@ impl CutProxy {
                 registry.lock().expect("proxy registry").push(pipe);
             }
         });
-        CutProxy { url, pipes, accept }
+        CutProxy {
+            url,
+            pipes,
+            accepted,
+            accept,
+        }
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Drops every open connection (both sides see a reset/EOF, no close frame).

@@ -86,6 +86,8 @@ struct Cli {
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum TransportArg {
     Ws,
+    /// Server-Sent Events (spectating only).
+    Sse,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -156,6 +158,7 @@ async fn run_headless(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         transport: match cli.transport {
             TransportArg::Ws => TransportKind::Ws,
+            TransportArg::Sse => TransportKind::Sse,
         },
         seed: cli.seed,
         embedded: EmbeddedOptions {

@@ -1,3 +1,4 @@
 //! The live ANSI view of a room for `curl -N /rooms/{room}/watch`.
 
 pub mod render;
+pub mod stream;

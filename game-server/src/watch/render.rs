@@ -12,7 +12,7 @@ use protocol::text::sanitize_line;
 use protocol::{Map, Pos, WorldState};
 
 /// How to render.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct WatchOptions {
     /// ANSI colors and cursor control; `false` gives plain text frames.
     pub color: bool,

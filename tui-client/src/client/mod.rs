@@ -32,6 +32,9 @@ pub enum TransportKind {
     /// WebSocket (the default).
     #[default]
     Ws,
+    /// Server-Sent Events: spectators only (no upstream), resumes with
+    /// `Last-Event-ID` after a drop.
+    Sse,
 }
 
 impl TransportKind {
@@ -39,6 +42,7 @@ impl TransportKind {
     pub fn name(self) -> &'static str {
         match self {
             TransportKind::Ws => "ws",
+            TransportKind::Sse => "sse",
         }
     }
 }

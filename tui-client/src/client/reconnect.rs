@@ -131,6 +131,10 @@ impl Reconnect {
     pub fn handle_connect_error(&mut self, e: &ConnectError) -> Next {
         match e {
             ConnectError::InvalidUrl(m) => Next::Stop(ClosedReason::Unreachable(m.clone())),
+            ConnectError::Unsupported(m) => Next::Stop(ClosedReason::Refused {
+                code: "unsupported_transport".into(),
+                message: m.clone(),
+            }),
             ConnectError::Http {
                 status,
                 code,

@@ -5,12 +5,14 @@
 //! [`ServerMsg`]s down until the link ends with a [`Disconnect`]. Every
 //! decision about what to send, when to reconnect and what a close means
 //! belongs to [`super::session::Session`]; that is what lets long-poll, poll
-//! and SSE transports plug in later as one more [`Link`] variant.
+//! and SSE transports plug in as one more [`Link`] variant.
 
+mod sse;
 mod ws;
 
 use protocol::{ClientMsg, Format, Hello, ServerMsg};
 
+pub use sse::events_url;
 pub use ws::ws_url;
 
 use super::TransportKind;
@@ -45,6 +47,9 @@ pub enum ConnectError {
     /// The server URL is not usable.
     #[error("invalid server URL: {0}")]
     InvalidUrl(String),
+    /// The transport cannot do what was asked (e.g. play over SSE).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// How an open link ended.
@@ -93,8 +98,10 @@ pub enum LinkEvent {
 /// it), so a transport whose receive is a multi-step request must buffer
 /// behind a channel.
 pub enum Link {
-    /// A WebSocket connection.
-    Ws(ws::WsLink),
+    /// A WebSocket connection (boxed: it is far larger than the others).
+    Ws(Box<ws::WsLink>),
+    /// A Server-Sent Events stream (spectators).
+    Sse(sse::SseLink),
 }
 
 impl Link {
@@ -105,7 +112,10 @@ impl Link {
         hello: &Hello,
     ) -> Result<Link, ConnectError> {
         match kind {
-            TransportKind::Ws => Ok(Link::Ws(ws::WsLink::connect(target, hello).await?)),
+            TransportKind::Ws => Ok(Link::Ws(Box::new(
+                ws::WsLink::connect(target, hello).await?,
+            ))),
+            TransportKind::Sse => Ok(Link::Sse(sse::SseLink::connect(target, hello).await?)),
         }
     }
 
@@ -113,6 +123,7 @@ impl Link {
     pub async fn send(&mut self, msg: &ClientMsg) -> Result<(), Disconnect> {
         match self {
             Link::Ws(l) => l.send(msg).await,
+            Link::Sse(l) => l.send(msg).await,
         }
     }
 
@@ -120,6 +131,7 @@ impl Link {
     pub async fn recv(&mut self) -> LinkEvent {
         match self {
             Link::Ws(l) => l.recv().await,
+            Link::Sse(l) => l.recv().await,
         }
     }
 
@@ -127,6 +139,7 @@ impl Link {
     pub async fn close(&mut self) {
         match self {
             Link::Ws(l) => l.close().await,
+            Link::Sse(l) => l.close().await,
         }
     }
 }

@@ -1,0 +1,405 @@
+//! The room side of the SSE stream, sans-IO: every tick's events are
+//! formatted here once, in the room task, and the same `Bytes` go to every
+//! SSE spectator. A ring of recent ticks lets a reconnecting client resume
+//! with `Last-Event-ID` without a gap.
+//!
+//! Formatting only runs while the room has SSE spectators, and for one ring's
+//! length after the last one left (so a brief drop still resumes); then the
+//! ring is emptied, which keeps it gap-free by construction: it always holds
+//! consecutive ticks ending at the room's current tick, or nothing.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use protocol::codec::{Format, encode};
+use protocol::sse::format_event;
+use protocol::{ChatLine, ScoreRow, Scoreboard, TickFrame, Welcome, WorldState};
+use serde::Serialize;
+
+/// A `Snapshot` serialised from a borrowed world (same JSON as
+/// `protocol::Snapshot`, without cloning the world to build one).
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    ack: u64,
+    tick: u64,
+    checksum: u64,
+    server_time_us: u64,
+    state: &'a WorldState,
+}
+
+/// A `protocol::sse::SseWelcome` serialised from borrowed parts.
+#[derive(Serialize)]
+struct WelcomeRef<'a> {
+    #[serde(flatten)]
+    welcome: &'a Welcome,
+    snapshot: SnapshotRef<'a>,
+}
+
+/// Join answers already formatted for the current tick: a burst of
+/// spectators joining in one tick formats the welcome once.
+#[derive(Default)]
+struct JoinCache {
+    tick: Option<u64>,
+    welcome: Option<Bytes>,
+    snapshot: Option<Bytes>,
+}
+
+/// One room's SSE formatting and replay ring.
+pub struct SseFeed {
+    ring: VecDeque<(u64, Bytes)>,
+    capacity: usize,
+    /// Ticks formatted in a row without any SSE spectator.
+    idle: usize,
+    cache: JoinCache,
+}
+
+/// This tick's SSE bytes, formatted once.
+pub struct TickEvents<'a> {
+    bundle: Bytes,
+    /// Chat and score events of this tick (they follow a keyframe too).
+    extras: Bytes,
+    keyframe: Option<Bytes>,
+    state: &'a WorldState,
+    checksum: u64,
+    server_time_us: u64,
+}
+
+impl TickEvents<'_> {
+    /// `event: tick` plus this tick's chat and score events.
+    pub fn bundle(&self) -> Bytes {
+        self.bundle.clone()
+    }
+
+    /// `event: snapshot` (formatted on first use) plus this tick's extras,
+    /// for a spectator that lost its backlog.
+    pub fn keyframe(&mut self) -> Bytes {
+        self.keyframe
+            .get_or_insert_with(|| {
+                let snap = snapshot_event(self.state, self.checksum, self.server_time_us);
+                concat(&[&snap, &self.extras])
+            })
+            .clone()
+    }
+}
+
+fn concat(parts: &[&Bytes]) -> Bytes {
+    let mut b = BytesMut::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        b.put_slice(p);
+    }
+    b.freeze()
+}
+
+fn snapshot_ref(state: &WorldState, checksum: u64, server_time_us: u64) -> SnapshotRef<'_> {
+    SnapshotRef {
+        ack: 0,
+        tick: state.tick,
+        checksum,
+        server_time_us,
+        state,
+    }
+}
+
+fn snapshot_event(state: &WorldState, checksum: u64, server_time_us: u64) -> Bytes {
+    let data = encode(Format::Json, &snapshot_ref(state, checksum, server_time_us));
+    format_event("snapshot", Some(state.tick), &data)
+}
+
+/// True when the scoreboard differs: a score, a name or the set of players.
+fn scores_changed(now: &WorldState, before: &WorldState) -> bool {
+    now.snakes.len() != before.snakes.len()
+        || now
+            .snakes
+            .iter()
+            .zip(&before.snakes)
+            .any(|(a, b)| a.id != b.id || a.score != b.score || a.name != b.name)
+}
+
+impl SseFeed {
+    /// A feed whose ring holds at least `replay` of ticks at `tick_rate`.
+    pub fn new(tick_rate: u32, replay: Duration) -> SseFeed {
+        let capacity = (replay.as_secs_f64() * f64::from(tick_rate)).ceil() as usize;
+        let capacity = capacity.max(1);
+        SseFeed {
+            ring: VecDeque::new(),
+            capacity,
+            // A room nobody has watched yet formats nothing.
+            idle: capacity,
+            cache: JoinCache::default(),
+        }
+    }
+
+    /// Formats the tick that produced `state` (from `prev`), once, when
+    /// anyone may want it; `None` when nobody has watched over SSE lately.
+    pub fn tick<'a>(
+        &mut self,
+        subscribers: bool,
+        frame: &TickFrame,
+        chat: &[ChatLine],
+        state: &'a WorldState,
+        prev: &WorldState,
+    ) -> Option<TickEvents<'a>> {
+        self.idle = if subscribers {
+            0
+        } else {
+            self.idle.saturating_add(1)
+        };
+        if self.idle > self.capacity {
+            self.ring.clear();
+            return None;
+        }
+        let tick = frame.tick;
+        let tick_ev = format_event("tick", Some(tick), &encode(Format::Json, frame));
+        let mut extras = BytesMut::new();
+        for c in chat {
+            extras.put_slice(&format_event("chat", Some(tick), &encode(Format::Json, c)));
+        }
+        if scores_changed(state, prev) {
+            let board = Scoreboard {
+                tick,
+                rows: state
+                    .snakes
+                    .iter()
+                    .map(|s| ScoreRow {
+                        id: s.id,
+                        name: s.name.clone(),
+                        score: s.score,
+                    })
+                    .collect(),
+            };
+            extras.put_slice(&format_event(
+                "score",
+                Some(tick),
+                &encode(Format::Json, &board),
+            ));
+        }
+        let extras = extras.freeze();
+        let bundle = if extras.is_empty() {
+            tick_ev
+        } else {
+            concat(&[&tick_ev, &extras])
+        };
+        if self.ring.len() == self.capacity {
+            self.ring.pop_front();
+        }
+        self.ring.push_back((tick, bundle.clone()));
+        Some(TickEvents {
+            bundle,
+            extras,
+            keyframe: None,
+            state,
+            checksum: frame.checksum,
+            server_time_us: frame.server_time_us,
+        })
+    }
+
+    /// What a new SSE spectator gets before the live ticks, `state` being
+    /// the room's world now: after `Last-Event-ID: N`, the buffered ticks
+    /// after N (nothing if N is now); if N is not buffered, a snapshot;
+    /// without an id, the welcome (map and snapshot).
+    pub fn join(
+        &mut self,
+        last_event_id: Option<u64>,
+        state: &WorldState,
+        server_time_us: u64,
+        welcome: impl FnOnce() -> Welcome,
+    ) -> Vec<Bytes> {
+        let now = state.tick;
+        if self.cache.tick != Some(now) {
+            self.cache = JoinCache {
+                tick: Some(now),
+                ..JoinCache::default()
+            };
+        }
+        match last_event_id {
+            Some(n) if n == now => Vec::new(),
+            Some(n)
+                if n < now
+                    && self.ring.front().is_some_and(|(first, _)| *first <= n + 1)
+                    && self.ring.back().is_some_and(|(last, _)| *last == now) =>
+            {
+                self.ring
+                    .iter()
+                    .filter(|(t, _)| *t > n)
+                    .map(|(_, b)| b.clone())
+                    .collect()
+            }
+            Some(_) => {
+                let snap = self
+                    .cache
+                    .snapshot
+                    .get_or_insert_with(|| snapshot_event(state, state.checksum(), server_time_us));
+                vec![snap.clone()]
+            }
+            None => {
+                let w = self.cache.welcome.get_or_insert_with(|| {
+                    let welcome = welcome();
+                    let data = encode(
+                        Format::Json,
+                        &WelcomeRef {
+                            welcome: &welcome,
+                            snapshot: snapshot_ref(state, state.checksum(), server_time_us),
+                        },
+                    );
+                    format_event("welcome", Some(now), &data)
+                });
+                vec![w.clone()]
+            }
+        }
+    }
+
+    /// Ticks buffered for resumes now.
+    pub fn buffered(&self) -> usize {
+        self.ring.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::Mode;
+    use protocol::sse::{Item, Parser, SseMsg, decode_event};
+
+    fn frame(state: &WorldState, prev: &WorldState) -> TickFrame {
+        TickFrame {
+            ack: 0,
+            tick: state.tick,
+            checksum: state.checksum(),
+            server_time_us: 1,
+            delta: state.diff(prev),
+            events: Vec::new(),
+        }
+    }
+
+    fn world(tick: u64) -> WorldState {
+        let mut w = WorldState::new(Mode::Snake);
+        w.tick = tick;
+        w
+    }
+
+    fn ids(chunks: &[Bytes]) -> Vec<String> {
+        let mut p = Parser::new();
+        chunks
+            .iter()
+            .flat_map(|c| p.push(c))
+            .filter_map(|i| match i {
+                Item::Event(e) => Some(format!("{}:{}", e.event, e.id)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn welcome() -> Welcome {
+        Welcome {
+            player_id: None,
+            session: String::new(),
+            token: String::new(),
+            room: "lobby".into(),
+            mode: Mode::Snake,
+            tick_rate: 10,
+            map: protocol::map::builtin("small").unwrap(),
+            resumed: false,
+            name: "spectator".into(),
+            server_time_us: 1,
+        }
+    }
+
+    /// Runs ticks 1..=n with a subscriber, returning the feed.
+    fn fed(n: u64, capacity_secs: u64) -> SseFeed {
+        let mut feed = SseFeed::new(1, Duration::from_secs(capacity_secs));
+        for t in 1..=n {
+            let (prev, now) = (world(t - 1), world(t));
+            assert!(
+                feed.tick(true, &frame(&now, &prev), &[], &now, &prev)
+                    .is_some()
+            );
+        }
+        feed
+    }
+
+    #[test]
+    fn resume_replays_exactly_the_ticks_after_the_id() {
+        let mut feed = fed(10, 5);
+        assert_eq!(feed.buffered(), 5);
+        let now = world(10);
+        let got = ids(&feed.join(Some(7), &now, 1, welcome));
+        assert_eq!(got, ["tick:8", "tick:9", "tick:10"]);
+        assert!(feed.join(Some(10), &now, 1, welcome).is_empty());
+        assert_eq!(ids(&feed.join(Some(5), &now, 1, welcome)).len(), 5);
+    }
+
+    #[test]
+    fn too_old_or_future_ids_get_a_snapshot_and_no_id_a_welcome() {
+        let mut feed = fed(10, 5);
+        let now = world(10);
+        assert_eq!(ids(&feed.join(Some(4), &now, 1, welcome)), ["snapshot:10"]);
+        assert_eq!(ids(&feed.join(Some(99), &now, 1, welcome)), ["snapshot:10"]);
+        let w = feed.join(None, &now, 1, welcome);
+        assert_eq!(ids(&w), ["welcome:10"]);
+        let items = Parser::new().push(&w[0]);
+        let Item::Event(ev) = &items[0] else { panic!() };
+        let SseMsg::Welcome(sw) = decode_event(ev).unwrap() else {
+            panic!()
+        };
+        assert_eq!(sw.snapshot.state, now);
+        assert_eq!(sw.snapshot.checksum, now.checksum());
+    }
+
+    #[test]
+    fn nobody_watching_stops_formatting_and_empties_the_ring() {
+        let mut feed = fed(3, 2);
+        let mut formatted = 0;
+        for t in 4..=10 {
+            let (prev, now) = (world(t - 1), world(t));
+            formatted += usize::from(
+                feed.tick(false, &frame(&now, &prev), &[], &now, &prev)
+                    .is_some(),
+            );
+        }
+        assert_eq!(formatted, 2, "one ring's length of grace, then nothing");
+        assert_eq!(feed.buffered(), 0);
+        assert_eq!(
+            ids(&feed.join(Some(3), &world(10), 1, welcome)),
+            ["snapshot:10"]
+        );
+    }
+
+    #[test]
+    fn a_room_nobody_watched_formats_nothing() {
+        let mut feed = SseFeed::new(60, Duration::from_secs(12));
+        let (prev, now) = (world(0), world(1));
+        assert!(
+            feed.tick(false, &frame(&now, &prev), &[], &now, &prev)
+                .is_none()
+        );
+        assert_eq!(feed.buffered(), 0);
+    }
+
+    #[test]
+    fn chat_and_scores_ride_with_the_tick_and_follow_a_keyframe() {
+        let mut feed = SseFeed::new(10, Duration::from_secs(1));
+        let prev = world(0);
+        let mut now = world(1);
+        now.snakes.push(protocol::SnakeState {
+            id: 1,
+            name: "a".into(),
+            body: Default::default(),
+            dir: protocol::Dir::Up,
+            alive: false,
+            respawn_in: 3,
+            boost: false,
+            connected: true,
+            score: Default::default(),
+        });
+        let chat = [ChatLine {
+            from: "a".into(),
+            text: "hi".into(),
+        }];
+        let mut ev = feed
+            .tick(true, &frame(&now, &prev), &chat, &now, &prev)
+            .unwrap();
+        assert_eq!(ids(&[ev.bundle()]), ["tick:1", "chat:1", "score:1"]);
+        assert_eq!(ids(&[ev.keyframe()]), ["snapshot:1", "chat:1", "score:1"]);
+    }
+}
