@@ -189,18 +189,6 @@ async fn main() -> anyhow::Result<ExitCode> {
     if cli.headless {
         return run_headless(cli).await;
     }
-    if !ui::AVAILABLE {
-        // The terminal UI has not landed yet: play the embedded game with
-        // headless bots instead, so `cargo run --release` still shows a game.
-        eprintln!(
-            "tickwire: the terminal UI is not built yet; running {} headless bots \
-             for {} s against {} instead (see README).",
-            cli.bots,
-            cli.duration,
-            cli.server.as_deref().unwrap_or("an embedded server"),
-        );
-        return run_headless(cli).await;
-    }
     let options = UiOptions {
         room: cli
             .room
@@ -212,6 +200,17 @@ async fn main() -> anyhow::Result<ExitCode> {
         spectate: cli.spectate,
         ascii: cli.ascii,
         bots: cli.bots,
+        transport: match cli.transport {
+            TransportArg::Ws => TransportKind::Ws,
+        },
+        embedded: EmbeddedOptions {
+            tick_rate: cli.tick_rate,
+            map: cli.map,
+            mode: cli.mode,
+            seed: Some(cli.seed),
+            port: None,
+        },
+        seed: cli.seed,
     };
     ui::run(options).await?;
     Ok(ExitCode::SUCCESS)
