@@ -37,6 +37,10 @@ fn size(cols: u16, rows: u16) -> PtySize {
 
 impl Game {
     fn start(cols: u16, rows: u16) -> Game {
+        Game::start_with(cols, rows, &[])
+    }
+
+    fn start_with(cols: u16, rows: u16, env: &[(&str, &str)]) -> Game {
         let pty = native_pty_system();
         let pair = pty.openpty(size(cols, rows)).expect("open a pty");
         let log = std::env::temp_dir().join(format!("tickwire-tui-e2e-{}.log", std::process::id()));
@@ -46,6 +50,9 @@ impl Game {
         cmd.env("TERM", "xterm-256color");
         cmd.env_remove("NO_COLOR");
         cmd.env_remove("TICKWIRE_SERVER");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let child = pair.slave.spawn_command(cmd).expect("start tui-client");
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().expect("pty reader");
@@ -261,4 +268,27 @@ fn sigterm_restores_the_terminal() {
     let status = g.wait_exit();
     assert!(status.success(), "exit status {status:?}");
     g.assert_restored();
+}
+
+#[test]
+fn a_panic_restores_the_terminal_and_reports() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut g = Game::start_with(80, 24, &[("TICKWIRE_TEST_PANIC", "1")]);
+    let status = g.wait_exit();
+    assert!(!status.success(), "a panic exits with a failure status");
+    g.assert_restored();
+    // The report comes after the restore, on the main screen.
+    let start = Instant::now();
+    loop {
+        let raw = String::from_utf8_lossy(&g.raw.lock().unwrap()).to_string();
+        let left = raw.rfind("\x1b[?1049l").expect("left the alternate screen");
+        if raw[left..].contains("panicking on purpose") {
+            break;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "no panic report after the restore: {raw:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -25,6 +25,10 @@ const ROOMS_EVERY: Duration = Duration::from_secs(2);
 /// How long leaving may take at quit.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Set in the environment, the UI panics after drawing the game once (for
+/// the test that the terminal is restored on a panic).
+pub const PANIC_ENV: &str = "TICKWIRE_TEST_PANIC";
+
 /// Who to be on the server.
 #[derive(Clone, Debug)]
 pub struct Identity {
@@ -101,6 +105,8 @@ pub async fn run(
         .room
         .clone()
         .map(|room| connect(&id, &room, app.spectating));
+    // Lets the end-to-end test prove the terminal survives a panic.
+    let panic_after_draw = std::env::var_os(PANIC_ENV).is_some();
     let mut frame = tokio::time::interval(FRAME);
     frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
@@ -135,6 +141,9 @@ pub async fn run(
                     && let Err(e) = terminal.draw(|f| render::draw(&app, f))
                 {
                     break Err(e.into());
+                }
+                if panic_after_draw && app.screen == super::app::Screen::Game {
+                    panic!("{PANIC_ENV} is set: panicking on purpose");
                 }
                 None
             }

@@ -28,6 +28,8 @@ pub fn enter() -> io::Result<TerminalGuard> {
     let terminal = ratatui::try_init()?;
     let restore_then_report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        // ratatui's restore leaves the cursor hidden; ours shows it.
+        restore();
         restore_then_report(info);
         // A panic in any task ends the game: a UI drawing over a restored
         // terminal would be worse than exiting.
