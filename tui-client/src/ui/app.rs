@@ -127,6 +127,8 @@ pub struct Lobby {
     pub selected: usize,
     /// Last error or confirmation.
     pub note: Option<String>,
+    /// The note is an error that the next good answer clears.
+    pub note_is_error: bool,
     pub create: Option<CreateForm>,
 }
 
@@ -420,16 +422,26 @@ impl App {
                     .room
                     .as_ref()
                     .and_then(|r| rooms.iter().find(|i| &i.id == r).cloned());
-                self.lobby.selected = self.lobby.selected.min(rooms.len().saturating_sub(1));
-                if self.screen == Screen::Lobby {
+                // Keep the selection on the same room when the order changes.
+                let selected = self
+                    .lobby
+                    .rooms
+                    .as_ref()
+                    .and_then(|r| r.get(self.lobby.selected))
+                    .map(|r| r.id.clone());
+                self.lobby.selected = selected
+                    .and_then(|id| rooms.iter().position(|r| r.id == id))
+                    .unwrap_or(self.lobby.selected)
+                    .min(rooms.len().saturating_sub(1));
+                if self.lobby.note_is_error {
                     self.lobby.note = None;
+                    self.lobby.note_is_error = false;
                 }
                 self.lobby.rooms = Some(rooms);
             }
             Err(e) => {
-                if self.screen == Screen::Lobby {
-                    self.lobby.note = Some(e);
-                }
+                self.lobby.note = Some(e);
+                self.lobby.note_is_error = true;
             }
         }
     }
@@ -440,7 +452,8 @@ impl App {
         match created {
             Ok(room) => {
                 self.lobby.create = None;
-                self.lobby.note = Some(format!("created room {}", room.id));
+                self.lobby.note = Some(format!("created room {}: Enter to play", room.id));
+                self.lobby.note_is_error = false;
                 let rooms = self.lobby.rooms.get_or_insert_with(Vec::new);
                 rooms.retain(|r| r.id != room.id);
                 rooms.push(room);
@@ -449,6 +462,7 @@ impl App {
             }
             Err(e) => {
                 self.lobby.note = Some(e);
+                self.lobby.note_is_error = true;
                 None
             }
         }

@@ -249,4 +249,14 @@ fn lobby_selects_joins_watches_and_creates() {
     assert_eq!(body.map.as_deref(), Some(MAPS[1]));
     assert_eq!(app.on_created(Ok(room("duel"))), Some(Effect::RefreshRooms));
     assert_eq!(app.lobby.create, None);
+    // The server lists rooms in its own order: the selection follows the id.
+    app.on_rooms(Ok(vec![room("duel"), room("lobby")]));
+    assert_eq!(app.lobby.selected, 0);
+    assert!(
+        app.lobby
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("created room duel")
+    );
 }

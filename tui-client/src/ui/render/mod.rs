@@ -136,7 +136,7 @@ fn game(app: &App, area: Rect, buf: &mut Buffer) -> Option<Position> {
             format!(
                 "reconnecting{} attempt {attempt}: {}",
                 theme.glyphs.ellipsis,
-                protocol::text::sanitize_line(reason, 60)
+                protocol::text::sanitize_line(once(reason), 60)
             ),
             theme.warn(),
             buf,
@@ -153,4 +153,12 @@ fn game(app: &App, area: Rect, buf: &mut Buffer) -> Option<Position> {
         popups::death(app, inner, buf);
     }
     panel::render(app, panel_area, buf)
+}
+
+/// "x: x" (a reason that repeats its cause) as "x".
+fn once(reason: &str) -> &str {
+    match reason.split_once(": ") {
+        Some((a, b)) if a == b => a,
+        _ => reason,
+    }
 }

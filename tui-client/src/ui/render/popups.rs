@@ -41,6 +41,15 @@ pub fn message_box(
         .sum::<usize>()
         + 2;
     let rect = centered(area, width, h as u16);
+    let rect = Rect {
+        // Boxes given a short area stick to its top.
+        y: if area.height <= h as u16 + 2 {
+            area.y
+        } else {
+            rect.y
+        },
+        ..rect
+    };
     Clear.render(rect, buf);
     let block = app.theme.block().title(title);
     let inner = block.inner(rect);
@@ -154,15 +163,16 @@ pub fn death(app: &App, area: Rect, buf: &mut Buffer) {
 /// A one-box banner at the top of `area`.
 pub fn banner(app: &App, area: Rect, text: String, style: Style, buf: &mut Buffer) {
     let w = (text.chars().count() as u16 + 4).min(area.width);
+    // Up to three wrapped lines in narrow terminals.
     let top = Rect {
-        height: 3.min(area.height),
+        height: 5.min(area.height),
         ..area
     };
     message_box(
         app,
         top,
         Span::raw(""),
-        vec![Line::styled(text, style).alignment(Alignment::Center)],
+        vec![Line::styled(text, style).centered()],
         w,
         buf,
     );

@@ -39,10 +39,9 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         || "RTT -".to_string(),
         |us| format!("RTT {} ms", rtt_ms(us)),
     );
-    fields.push(Span::raw(rtt));
     if let Some(v) = &app.view {
-        fields.push(Span::raw(format!("tick {}", v.tick())));
         if app.spectating {
+            // Whom we watch matters more than the figures: it goes first.
             let who = match app.camera {
                 crate::ui::app::Camera::Free(_) => "free camera".to_string(),
                 crate::ui::app::Camera::Follow => app.followed_snake().map_or_else(
@@ -51,13 +50,21 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 ),
             };
             fields.push(Span::styled(who, theme.accent()));
-        } else if let Some(s) = v.my_snake() {
-            let boost = if s.boost { "  BOOST" } else { "" };
-            fields.push(Span::styled(
-                format!("len {}{boost}", s.score.length),
-                theme.mine(s.id),
-            ));
+            fields.push(Span::raw(rtt));
+            fields.push(Span::raw(format!("tick {}", v.tick())));
+        } else {
+            fields.push(Span::raw(rtt));
+            fields.push(Span::raw(format!("tick {}", v.tick())));
+            if let Some(s) = v.my_snake() {
+                let boost = if s.boost { "  BOOST" } else { "" };
+                fields.push(Span::styled(
+                    format!("len {}{boost}", s.score.length),
+                    theme.mine(s.id),
+                ));
+            }
         }
+    } else {
+        fields.push(Span::raw(rtt));
     }
     let server = app
         .session
