@@ -60,6 +60,12 @@ pub fn normalize_server(url: &str) -> String {
 /// Runs the TUI until the user quits. The embedded server and its bots
 /// start before the terminal is taken, so a failure there prints plainly.
 pub async fn run(options: UiOptions) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "the game needs a terminal on stdin and stdout (for bots without one, use --headless)"
+        );
+    }
     let embedded = match &options.server {
         Some(_) => None,
         None => Some(EmbeddedServer::start(options.embedded.clone()).await?),

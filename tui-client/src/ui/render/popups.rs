@@ -181,12 +181,16 @@ pub fn banner(app: &App, area: Rect, text: String, style: Style, buf: &mut Buffe
 /// The screen for terminals below the minimum size.
 pub fn too_small(app: &App, area: Rect, buf: &mut Buffer, min: (u16, u16)) {
     let theme = &app.theme;
-    let lines = vec![
+    let mut lines = vec![
         Line::styled("Terminal too small", theme.bad()),
         Line::raw(format!("{}x{} here", area.width, area.height)),
         Line::raw(format!("needs {}x{}", min.0, min.1)),
         Line::styled("enlarge it, or q to quit", theme.dim()),
     ];
+    // Keys still work here: a quit question must still be seen.
+    if app.overlay == crate::ui::app::Overlay::ConfirmQuit {
+        lines.push(Line::styled("Quit? y / n", theme.warn()));
+    }
     let h = lines.len() as u16;
     let rect = Rect {
         y: area.y + area.height.saturating_sub(h) / 2,

@@ -392,8 +392,10 @@ fn errors_are_screens() {
 
 #[test]
 fn too_small_says_so() {
-    let app = game(Some(1), ColorMode::Ansi16, false);
+    let mut app = game(Some(1), ColorMode::Ansi16, false);
     insta::assert_snapshot!(screen(&app, 50, 15));
+    press(&mut app, KeyCode::Char('q'));
+    assert!(screen(&app, 50, 15).contains("Quit? y / n"));
 }
 
 #[test]
