@@ -193,6 +193,22 @@ impl Theme {
         }
     }
 
+    /// Our own head: white and bold, so we find ourselves at a glance.
+    pub fn my_head(&self, id: u32) -> Style {
+        match self.colors {
+            ColorMode::None => self.mine(id),
+            _ => self
+                .color(Color::White, (255, 255, 255))
+                .add_modifier(Modifier::BOLD),
+        }
+    }
+
+    /// Our name over our head: reversed, like a name tag.
+    pub fn my_label(&self, id: u32) -> Style {
+        self.snake(id)
+            .add_modifier(Modifier::BOLD | Modifier::REVERSED)
+    }
+
     pub fn wall(&self) -> Style {
         self.color(Color::DarkGray, (95, 95, 120))
     }

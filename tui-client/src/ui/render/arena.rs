@@ -87,7 +87,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             (g.body, g.head)
         };
         let (body_style, head_style) = if mine {
-            (theme.mine(s.id), theme.mine(s.id))
+            (theme.mine(s.id), theme.my_head(s.id))
         } else {
             (theme.snake(s.id), theme.head(s.id))
         };
@@ -132,7 +132,7 @@ fn draw_label(
     let max = (area.right() - x) as usize;
     let mine = app.view.as_ref().and_then(|v| v.me) == Some(s.id);
     let style = if mine {
-        app.theme.mine(s.id)
+        app.theme.my_label(s.id)
     } else {
         app.theme.snake(s.id)
     };

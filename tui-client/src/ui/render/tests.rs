@@ -415,6 +415,17 @@ fn our_snake_is_highlighted_and_colors_follow_the_mode() {
         .map(|c| c.modifier)
         .collect();
     assert!(heads.iter().all(|m| m.contains(Modifier::BOLD)));
+    // Our head (alice, id 1, at map (10,5)) is white; the small map is
+    // centred in the 84x37 arena: origin x = -(42-32)/2 = -5, y = -(37-16)/2 = -10.
+    let (x, y) = (1 + (10 + 5) * 2, 1 + 5 + 10);
+    assert_eq!(buf[(x, y)].symbol(), "▓");
+    assert_eq!(buf[(x, y)].fg, Color::Rgb(255, 255, 255));
+    let other = buf
+        .content
+        .iter()
+        .filter(|c| c.symbol() == "▓" && c.fg != Color::Rgb(255, 255, 255))
+        .count();
+    assert_eq!(other, 4, "two other heads, two columns each");
 
     let mono = game(Some(1), ColorMode::None, false);
     let buf = draw(&mono, 120, 40);
