@@ -9,6 +9,8 @@ use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tui_client::embedded::{EmbeddedOptions, EmbeddedServer};
+
 use portable_pty::{Child, CommandBuilder, MasterPty, PtySize, native_pty_system};
 
 /// The longest any one expectation may take.
@@ -37,16 +39,17 @@ fn size(cols: u16, rows: u16) -> PtySize {
 
 impl Game {
     fn start(cols: u16, rows: u16) -> Game {
-        Game::start_with(cols, rows, &[])
+        Game::start_with(cols, rows, &[], &["--bots", "2"])
     }
 
-    fn start_with(cols: u16, rows: u16, env: &[(&str, &str)]) -> Game {
+    fn start_with(cols: u16, rows: u16, env: &[(&str, &str)], args: &[&str]) -> Game {
         let pty = native_pty_system();
         let pair = pty.openpty(size(cols, rows)).expect("open a pty");
         let log = std::env::temp_dir().join(format!("tickwire-tui-e2e-{}.log", std::process::id()));
         let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_tui-client"));
-        cmd.args(["--name", "tester", "--bots", "2", "--log-file"]);
+        cmd.args(["--name", "tester", "--log-file"]);
         cmd.arg(&log);
+        cmd.args(args);
         cmd.env("TERM", "xterm-256color");
         cmd.env_remove("NO_COLOR");
         cmd.env_remove("TICKWIRE_SERVER");
@@ -273,7 +276,7 @@ fn sigterm_restores_the_terminal() {
 #[test]
 fn a_panic_restores_the_terminal_and_reports() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut g = Game::start_with(80, 24, &[("TICKWIRE_TEST_PANIC", "1")]);
+    let mut g = Game::start_with(80, 24, &[("TICKWIRE_TEST_PANIC", "1")], &["--bots", "1"]);
     let status = g.wait_exit();
     assert!(!status.success(), "a panic exits with a failure status");
     g.assert_restored();
@@ -291,4 +294,36 @@ fn a_panic_restores_the_terminal_and_reports() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn lobby_creates_joins_and_leaves_a_room_on_a_remote_server() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt
+        .block_on(EmbeddedServer::start(EmbeddedOptions::default()))
+        .expect("start a server on 127.0.0.1:0");
+    let url = server.url().to_string();
+    let mut g = Game::start_with(100, 30, &[], &["--server", &url]);
+    g.text("Tickwire lobby");
+    g.wait_for("the lobby room", |s| {
+        s.lines()
+            .any(|l| l.contains("lobby") && l.contains("snake") && l.contains("arena"))
+    });
+    g.send(b"c");
+    g.text("Create a room");
+    g.send(b"duel\t\r");
+    g.text("created room duel");
+    g.send(b"\r");
+    g.text("duel · tron");
+    g.text("tick ");
+    g.send(b"q");
+    g.text("Leave the game?");
+    g.send(b"l");
+    g.text("Tickwire lobby");
+    g.send(b"q");
+    let status = g.wait_exit();
+    assert!(status.success(), "exit status {status:?}");
+    g.assert_restored();
+    rt.block_on(server.shutdown());
 }
