@@ -327,3 +327,72 @@ fn lobby_creates_joins_and_leaves_a_room_on_a_remote_server() {
     g.assert_restored();
     rt.block_on(server.shutdown());
 }
+
+/// A TCP proxy whose connections can be cut and whose door can be shut,
+/// to lose the connection without stopping the server.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    open: Arc<std::sync::atomic::AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(target: std::net::SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links = Arc::new(Mutex::new(Vec::new()));
+        let (o, l) = (open.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut down, _)) = listener.accept().await {
+                if !o.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection fail
+                }
+                l.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut up) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                }));
+            }
+        });
+        Proxy { addr, open, links }
+    }
+
+    /// Cuts every connection and refuses new ones.
+    fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn reopen(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_lost_connection_shows_reconnecting_and_resumes_the_same_snake() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt
+        .block_on(EmbeddedServer::start(EmbeddedOptions::default()))
+        .expect("start a server on 127.0.0.1:0");
+    let proxy = rt.block_on(Proxy::start(server.local_addr()));
+    let url = format!("http://{}", proxy.addr);
+    let mut g = Game::start_with(100, 30, &[], &["--server", &url, "--room", "lobby"]);
+    g.text("tick ");
+    g.text("tester");
+    proxy.cut();
+    g.text("reconnecting");
+    proxy.reopen();
+    g.text("reconnected: same snake");
+    g.wait_for("the banner gone", |s| !s.contains("reconnecting"));
+    g.send(b"q");
+    g.text("Leave the game?");
+    g.send(b"y");
+    let status = g.wait_exit();
+    assert!(status.success(), "exit status {status:?}");
+    g.assert_restored();
+    rt.block_on(server.shutdown());
+}
