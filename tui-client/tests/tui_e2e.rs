@@ -321,6 +321,12 @@ fn lobby_creates_joins_and_leaves_a_room_on_a_remote_server() {
     g.text("Leave the game?");
     g.send(b"l");
     g.text("Tickwire lobby");
+    // Watch the same room: no quit question for spectators.
+    g.send(b"v");
+    g.text("watching");
+    g.send(b"\t");
+    g.send(b"\x1b");
+    g.text("Tickwire lobby");
     g.send(b"q");
     let status = g.wait_exit();
     assert!(status.success(), "exit status {status:?}");
