@@ -9,6 +9,11 @@ use ratatui::widgets::Widget;
 
 use crate::ui::app::{App, LinkState, Screen};
 
+/// From this round trip on the RTT shows as slow (yellow)...
+const SLOW_RTT_US: u64 = 100_000;
+/// ...and from this one as bad (red).
+const BAD_RTT_US: u64 = 250_000;
+
 /// Draws the one-line status bar.
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let theme = &app.theme;
@@ -35,10 +40,17 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         ),
         style,
     )];
-    let rtt = app.rtt_us.map_or_else(
-        || "RTT -".to_string(),
-        |us| format!("RTT {} ms", rtt_ms(us)),
-    );
+    let rtt = match app.rtt_us {
+        None => Span::raw("RTT -"),
+        Some(us) => Span::styled(
+            format!("RTT {} ms", rtt_ms(us)),
+            match us {
+                0..SLOW_RTT_US => Style::default(),
+                SLOW_RTT_US..BAD_RTT_US => theme.warn(),
+                _ => theme.bad(),
+            },
+        ),
+    };
     if let Some(v) = &app.view {
         if app.spectating {
             // Whom we watch matters more than the figures: it goes first.
@@ -50,10 +62,10 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 ),
             };
             fields.push(Span::styled(who, theme.accent()));
-            fields.push(Span::raw(rtt));
+            fields.push(rtt);
             fields.push(Span::raw(format!("tick {}", v.tick())));
         } else {
-            fields.push(Span::raw(rtt));
+            fields.push(rtt);
             fields.push(Span::raw(format!("tick {}", v.tick())));
             if let Some(s) = v.my_snake() {
                 let boost = if s.boost { "  BOOST" } else { "" };
@@ -64,7 +76,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             }
         }
     } else {
-        fields.push(Span::raw(rtt));
+        fields.push(rtt);
     }
     let server = app
         .session

@@ -464,3 +464,19 @@ fn map_fixture_is_the_small_map() {
     let m: Map = protocol::map::builtin("small").unwrap();
     assert_eq!((m.width, m.height), (32, 16));
 }
+
+#[test]
+fn a_slow_round_trip_turns_the_rtt_red() {
+    let mut app = game(Some(1), ColorMode::Ansi16, false);
+    let rtt_cell = |app: &App| {
+        let buf = draw(app, 120, 40);
+        let y = 39;
+        let line: String = (0..120).map(|x| buf[(x, y)].symbol().to_string()).collect();
+        let x = line.find("RTT").map(|i| line[..i].chars().count()).unwrap() as u16;
+        buf[(x, y)].fg
+    };
+    assert_eq!(rtt_cell(&app), Color::Reset, "12 ms is fine");
+    app.rtt_us = Some(300_000);
+    assert_eq!(rtt_cell(&app), Color::LightRed);
+    assert!(screen(&app, 120, 40).contains("RTT 300 ms"));
+}
