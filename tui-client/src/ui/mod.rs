@@ -98,6 +98,7 @@ pub async fn run(options: UiOptions) -> anyhow::Result<()> {
         transport: options.transport.name(),
         name: options.name.clone(),
         has_lobby: embedded.is_none(),
+        watch: options.spectate,
     };
     let theme = Theme::new(ColorMode::from_env(), options.ascii);
     let app = App::new(session, theme, room, options.spectate);

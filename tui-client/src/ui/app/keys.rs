@@ -264,7 +264,12 @@ impl App {
             KeyCode::Down | KeyCode::Char('j' | 's') if self.lobby.selected + 1 < count => {
                 self.lobby.selected += 1;
             }
-            KeyCode::Enter | KeyCode::Char('p') => return selected.map(|r| self.join(r, false)),
+            // Enter does what the command line asked for (--spectate watches).
+            KeyCode::Enter => {
+                let watch = self.session.watch;
+                return selected.map(|r| self.join(r, watch));
+            }
+            KeyCode::Char('p') => return selected.map(|r| self.join(r, false)),
             KeyCode::Char('v') => return selected.map(|r| self.join(r, true)),
             KeyCode::Char('c') => self.lobby.create = Some(CreateForm::default()),
             KeyCode::Char('r') => return Some(Effect::RefreshRooms),

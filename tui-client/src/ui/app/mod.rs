@@ -37,6 +37,8 @@ pub struct Session {
     pub name: String,
     /// Whether a lobby exists to go back to (a remote server).
     pub has_lobby: bool,
+    /// `--spectate`: Enter in the lobby watches instead of playing.
+    pub watch: bool,
 }
 
 /// What the shell must do after a key or an event.

@@ -13,6 +13,7 @@ fn session(embedded: bool) -> Session {
         transport: "ws",
         name: "me".into(),
         has_lobby: !embedded,
+        watch: false,
     }
 }
 
@@ -258,5 +259,29 @@ fn lobby_selects_joins_watches_and_creates() {
             .as_deref()
             .unwrap()
             .contains("created room duel")
+    );
+}
+
+#[test]
+fn with_spectate_enter_in_the_lobby_watches() {
+    let mut s = session(false);
+    s.watch = true;
+    let mut app = App::new(s, Theme::new(ColorMode::None, false), None, true);
+    app.on_rooms(Ok(vec![RoomInfo {
+        id: "a".into(),
+        mode: Mode::Snake,
+        map: "arena".into(),
+        players: 0,
+        spectators: 0,
+        max_players: 16,
+        tick_rate: 20,
+        tick: 0,
+    }]));
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        Some(Effect::Join {
+            room: "a".into(),
+            spectate: true
+        })
     );
 }

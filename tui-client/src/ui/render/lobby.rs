@@ -68,9 +68,15 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         }
     }
     let mut lines = vec![Line::from(vec![
-        Span::styled("Enter", theme.accent()),
+        Span::styled(
+            if app.session.watch { "p" } else { "Enter" },
+            theme.accent(),
+        ),
         Span::raw(" play  "),
-        Span::styled("v", theme.accent()),
+        Span::styled(
+            if app.session.watch { "Enter/v" } else { "v" },
+            theme.accent(),
+        ),
         Span::raw(" watch  "),
         Span::styled("c", theme.accent()),
         Span::raw(" create  "),

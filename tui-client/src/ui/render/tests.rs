@@ -25,6 +25,7 @@ fn session(embedded: bool) -> Session {
         transport: "ws",
         name: "alice".into(),
         has_lobby: !embedded,
+        watch: false,
     }
 }
 
