@@ -36,9 +36,10 @@ struct Cli {
     /// shows the lobby screen).
     #[arg(long)]
     room: Option<String>,
-    /// Transport to the server.
-    #[arg(long, value_enum, default_value_t = TransportArg::Ws)]
-    transport: TransportArg,
+    /// Transport to the server (default: ws to play, sse to watch; sse
+    /// carries no input, so it is for --spectate only).
+    #[arg(long, value_enum)]
+    transport: Option<TransportArg>,
     /// Watch instead of playing.
     #[arg(long)]
     spectate: bool,
@@ -88,6 +89,15 @@ enum TransportArg {
     Ws,
     /// Server-Sent Events (spectating only).
     Sse,
+}
+
+impl TransportArg {
+    fn kind(self) -> TransportKind {
+        match self {
+            TransportArg::Ws => TransportKind::Ws,
+            TransportArg::Sse => TransportKind::Sse,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -156,10 +166,7 @@ async fn run_headless(cli: Cli) -> anyhow::Result<ExitCode> {
             FormatArg::Json => Format::Json,
             FormatArg::Bincode => Format::Bincode,
         },
-        transport: match cli.transport {
-            TransportArg::Ws => TransportKind::Ws,
-            TransportArg::Sse => TransportKind::Sse,
-        },
+        transport: cli.transport.map_or(TransportKind::Ws, TransportArg::kind),
         seed: cli.seed,
         embedded: EmbeddedOptions {
             tick_rate: cli.tick_rate,
@@ -192,17 +199,8 @@ async fn main() -> anyhow::Result<ExitCode> {
     if cli.headless {
         return run_headless(cli).await;
     }
-    if !ui::AVAILABLE {
-        // The terminal UI has not landed yet: play the embedded game with
-        // headless bots instead, so `cargo run --release` still shows a game.
-        eprintln!(
-            "tickwire: the terminal UI is not built yet; running {} headless bots \
-             for {} s against {} instead (see README).",
-            cli.bots,
-            cli.duration,
-            cli.server.as_deref().unwrap_or("an embedded server"),
-        );
-        return run_headless(cli).await;
+    if matches!(cli.transport, Some(TransportArg::Sse)) && !cli.spectate {
+        bail!("--transport sse carries no input, so it can only watch: add --spectate");
     }
     let options = UiOptions {
         room: cli
@@ -215,6 +213,16 @@ async fn main() -> anyhow::Result<ExitCode> {
         spectate: cli.spectate,
         ascii: cli.ascii,
         bots: cli.bots,
+        transport: TransportKind::Ws,
+        watch_transport: cli.transport.map_or(TransportKind::Sse, TransportArg::kind),
+        embedded: EmbeddedOptions {
+            tick_rate: cli.tick_rate,
+            map: cli.map,
+            mode: cli.mode,
+            seed: Some(cli.seed),
+            port: None,
+        },
+        seed: cli.seed,
     };
     ui::run(options).await?;
     Ok(ExitCode::SUCCESS)

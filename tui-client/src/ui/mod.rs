@@ -1,4 +1,29 @@
 //! The ratatui terminal UI.
+//!
+//! Layout, after ratatui's async template: [`app`] holds the state and
+//! turns keys and client events into effects (sans-IO); [`render`] draws
+//! an `App` (pure, snapshot-tested); [`input`] maps keys; [`theme`] picks
+//! colors and glyphs; [`term`] owns the terminal and restores it on every
+//! way out; `shell` is the thin async loop; `net` the lobby's HTTP calls.
+
+pub mod app;
+pub mod input;
+mod net;
+pub mod render;
+mod shell;
+pub mod term;
+pub mod theme;
+
+use std::time::Duration;
+
+use crate::bot::{BotConfig, BotMix, Swarm};
+use crate::client::TransportKind;
+use crate::embedded::{EmbeddedOptions, EmbeddedServer};
+use app::{App, Session};
+use theme::{ColorMode, Theme};
+
+/// Room of the embedded game.
+pub const EMBEDDED_ROOM: &str = "lobby";
 
 /// What the TUI needs to start.
 #[derive(Clone, Debug, Default)]
@@ -14,14 +39,92 @@ pub struct UiOptions {
     pub ascii: bool,
     /// Embedded server only: how many bots to start.
     pub bots: u32,
+    /// Transport to the server when playing.
+    pub transport: TransportKind,
+    /// Transport when watching (`--spectate` or the lobby's watch).
+    pub watch_transport: TransportKind,
+    /// Settings of the embedded server.
+    pub embedded: EmbeddedOptions,
+    /// Seed of the embedded bots' brains.
+    pub seed: u64,
 }
 
-/// Whether this build has the terminal UI (`false` until it lands: the
-/// binary then runs headless bots instead).
-pub const AVAILABLE: bool = false;
+/// `host:port` becomes `http://host:port`; a trailing slash goes.
+pub fn normalize_server(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    }
+}
 
-/// Runs the TUI until the user quits.
+/// Runs the TUI until the user quits. The embedded server and its bots
+/// start before the terminal is taken, so a failure there prints plainly.
 pub async fn run(options: UiOptions) -> anyhow::Result<()> {
-    let _ = options;
-    anyhow::bail!("the terminal UI is not built yet; use --headless")
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "the game needs a terminal on stdin and stdout (for bots without one, use --headless)"
+        );
+    }
+    let embedded = match &options.server {
+        Some(_) => None,
+        None => Some(EmbeddedServer::start(options.embedded.clone()).await?),
+    };
+    let server = match (&options.server, &embedded) {
+        (Some(url), _) => normalize_server(url),
+        (None, Some(e)) => e.url().to_string(),
+        // Invariant: `embedded` is Some exactly when `server` is None.
+        (None, None) => unreachable!("an embedded server was started above"),
+    };
+    let swarm = (embedded.is_some() && options.bots > 0).then(|| {
+        Swarm::spawn(BotConfig::swarm(
+            &server,
+            EMBEDDED_ROOM,
+            options.bots,
+            BotMix::Mix,
+            "bot",
+            options.seed,
+            protocol::Format::Bincode,
+        ))
+    });
+    let room = match (&options.room, &embedded) {
+        (Some(r), _) => Some(r.clone()),
+        (None, Some(_)) => Some(EMBEDDED_ROOM.to_string()),
+        (None, None) => None,
+    };
+    let session = Session {
+        server: server.clone(),
+        embedded: embedded.is_some(),
+        transport: if options.spectate {
+            options.watch_transport.name()
+        } else {
+            options.transport.name()
+        },
+        name: options.name.clone(),
+        has_lobby: embedded.is_none(),
+        watch: options.spectate,
+    };
+    let theme = Theme::new(ColorMode::from_env(), options.ascii);
+    let app = App::new(session, theme, room, options.spectate);
+    let identity = shell::Identity {
+        server,
+        name: options.name,
+        transport: options.transport,
+        watch_transport: options.watch_transport,
+    };
+
+    let result = {
+        let mut guard = term::enter()?;
+        shell::run(&mut guard.terminal, app, identity).await
+        // The guard restores the terminal here, before any slow cleanup.
+    };
+    if let Some(swarm) = swarm {
+        let _ = tokio::time::timeout(Duration::from_secs(3), swarm.stop()).await;
+    }
+    if let Some(server) = embedded {
+        let _ = tokio::time::timeout(Duration::from_secs(3), server.shutdown()).await;
+    }
+    result
 }

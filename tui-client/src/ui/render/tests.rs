@@ -1,0 +1,483 @@
+//! Snapshot tests of every screen, drawn into a plain buffer (what
+//! ratatui's `TestBackend` holds) and compared as text with insta, plus
+//! checks of what text cannot show: colors, highlight, cursor.
+
+use crossterm::event::{KeyCode, KeyEvent};
+use protocol::api::RoomInfo;
+use protocol::{
+    ChatLine, DeathCause, Dir, GameEvent, Map, Mode, Pong, Pos, Score, ServerMsg, SnakeState,
+    Snapshot, TickFrame, Welcome, WorldState,
+};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier};
+
+use crate::client::{ClientEvent, ClosedReason};
+use crate::ui::app::{App, CreateForm, Screen, Session};
+use crate::ui::theme::{ColorMode, Theme};
+
+fn session(embedded: bool) -> Session {
+    Session {
+        server: "http://127.0.0.1:7878".into(),
+        embedded,
+        transport: "ws",
+        name: "alice".into(),
+        has_lobby: !embedded,
+        watch: false,
+    }
+}
+
+fn welcome(me: Option<u32>, map: &str) -> Welcome {
+    Welcome {
+        player_id: me,
+        session: "s1".into(),
+        token: "t1".into(),
+        room: "lobby".into(),
+        mode: Mode::Snake,
+        tick_rate: 20,
+        map: protocol::map::builtin(map).expect("built-in map"),
+        resumed: false,
+        name: "alice".into(),
+        server_time_us: 0,
+    }
+}
+
+fn snake(
+    id: u32,
+    name: &str,
+    cells: &[(u16, u16)],
+    dir: Dir,
+    score: (u32, u32, u32),
+) -> SnakeState {
+    SnakeState {
+        id,
+        name: name.into(),
+        body: cells.iter().map(|&(x, y)| Pos::new(x, y)).collect(),
+        dir,
+        alive: !cells.is_empty(),
+        respawn_in: 0,
+        boost: false,
+        connected: true,
+        score: Score {
+            length: cells.len() as u32,
+            kills: score.0,
+            deaths: score.1,
+            best: score.2,
+            wins: 0,
+        },
+    }
+}
+
+fn world() -> WorldState {
+    let mut w = WorldState::new(Mode::Snake);
+    w.tick = 1234;
+    w.snakes = vec![
+        snake(
+            1,
+            "alice",
+            &[(10, 5), (9, 5), (8, 5), (7, 5), (7, 6)],
+            Dir::Right,
+            (2, 1, 9),
+        ),
+        snake(
+            2,
+            "bot-1",
+            &[(20, 10), (20, 11), (20, 12)],
+            Dir::Up,
+            (0, 3, 7),
+        ),
+        // Escape sequences in a name must arrive inert.
+        snake(3, "evil\x1b[31m", &[(4, 12), (5, 12)], Dir::Left, (1, 0, 4)),
+    ];
+    w.food = vec![Pos::new(14, 5), Pos::new(25, 3), Pos::new(3, 2)];
+    w
+}
+
+fn snapshot_msg(state: WorldState) -> ServerMsg {
+    ServerMsg::Snapshot(Box::new(Snapshot {
+        ack: 0,
+        tick: state.tick,
+        checksum: state.checksum(),
+        server_time_us: 0,
+        state,
+    }))
+}
+
+/// A game as player 1 (or spectator with `me: None`) in the small map.
+fn game(me: Option<u32>, colors: ColorMode, ascii: bool) -> App {
+    let mut app = App::new(
+        session(true),
+        Theme::new(colors, ascii),
+        Some("lobby".into()),
+        me.is_none(),
+    );
+    app.on_client(ClientEvent::Welcome(Box::new(welcome(me, "small"))), 0);
+    app.on_client(ClientEvent::Server(snapshot_msg(world())), 0);
+    app.on_client(
+        ClientEvent::Server(ServerMsg::Pong(Pong {
+            t: 1_000_000,
+            server_time_us: 0,
+        })),
+        1_012_000,
+    );
+    app.on_client(
+        ClientEvent::Server(ServerMsg::Chat(ChatLine {
+            from: "bot-1".into(),
+            text: "hello \x1b]0;pwned\x07there".into(),
+        })),
+        0,
+    );
+    app.room_info = Some(RoomInfo {
+        id: "lobby".into(),
+        mode: Mode::Snake,
+        map: "small".into(),
+        players: 3,
+        spectators: 2,
+        max_players: 16,
+        tick_rate: 20,
+        tick: 1234,
+    });
+    app
+}
+
+fn draw(app: &App, w: u16, h: u16) -> Buffer {
+    let area = Rect::new(0, 0, w, h);
+    let mut buf = Buffer::empty(area);
+    super::render(app, area, &mut buf);
+    buf
+}
+
+fn text(buf: &Buffer) -> String {
+    let area = buf.area;
+    let mut out = String::new();
+    for y in 0..area.height {
+        let line: String = (0..area.width)
+            .map(|x| buf[(x, y)].symbol().to_string())
+            .collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn screen(app: &App, w: u16, h: u16) -> String {
+    text(&draw(app, w, h))
+}
+
+#[test]
+fn game_120x40() {
+    let app = game(Some(1), ColorMode::Ansi16, false);
+    insta::assert_snapshot!(screen(&app, 120, 40));
+}
+
+#[test]
+fn game_60x20_follows_our_snake() {
+    let app = game(Some(1), ColorMode::Ansi16, false);
+    insta::assert_snapshot!(screen(&app, 60, 20));
+}
+
+#[test]
+fn game_ascii() {
+    let app = game(Some(1), ColorMode::None, true);
+    let s = screen(&app, 100, 30);
+    assert!(s.is_ascii(), "--ascii draws only ASCII:\n{s}");
+    insta::assert_snapshot!(s);
+}
+
+#[test]
+fn typing_chat_shows_the_prompt_and_cursor() {
+    let mut app = game(Some(1), ColorMode::Ansi16, false);
+    press(&mut app, KeyCode::Enter);
+    for c in "gg all".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    let area = Rect::new(0, 0, 120, 40);
+    let mut buf = Buffer::empty(area);
+    let cursor = super::render(&app, area, &mut buf);
+    assert!(cursor.is_some(), "the cursor sits in the chat prompt");
+    insta::assert_snapshot!(text(&buf));
+}
+
+fn press(app: &mut App, code: KeyCode) {
+    app.on_key(KeyEvent::from(code));
+}
+
+#[test]
+fn help_overlay() {
+    let mut app = game(Some(1), ColorMode::Ansi16, false);
+    press(&mut app, KeyCode::Char('?'));
+    insta::assert_snapshot!(screen(&app, 120, 40));
+}
+
+#[test]
+fn quit_asks_while_playing() {
+    let mut app = game(Some(1), ColorMode::Ansi16, false);
+    press(&mut app, KeyCode::Char('q'));
+    assert!(!app.quit);
+    insta::assert_snapshot!(screen(&app, 80, 24));
+}
+
+#[test]
+fn death_and_respawn_countdown() {
+    let mut app = game(Some(1), ColorMode::Ansi16, false);
+    let mut w = world();
+    w.tick = 1235;
+    let before = w.clone();
+    w.snakes[0].body.clear();
+    w.snakes[0].alive = false;
+    w.snakes[0].respawn_in = 30;
+    w.snakes[0].score.length = 0;
+    w.snakes[0].score.deaths += 1;
+    w.snakes[1].score.kills += 1;
+    let delta = w.diff(&before);
+    app.on_client(
+        ClientEvent::Server(ServerMsg::Tick(Box::new(TickFrame {
+            ack: 0,
+            tick: 1235,
+            checksum: w.checksum(),
+            server_time_us: 0,
+            delta,
+            events: vec![GameEvent::Died {
+                id: 1,
+                killer: Some(2),
+                cause: DeathCause::Body,
+            }],
+        }))),
+        0,
+    );
+    assert_eq!(app.view.as_ref().unwrap().tick(), 1235, "the delta applied");
+    let s = screen(&app, 120, 40);
+    assert!(s.contains("respawn in 1.5 s"), "{s}");
+    assert!(s.contains("bot-1 got you"), "{s}");
+    insta::assert_snapshot!(s);
+}
+
+#[test]
+fn reconnecting_banner_keeps_the_world() {
+    let mut app = game(Some(1), ColorMode::Ansi16, false);
+    app.on_client(
+        ClientEvent::Disconnected {
+            reason: "connection reset".into(),
+            retrying: true,
+        },
+        0,
+    );
+    app.on_client(ClientEvent::Connecting { attempt: 3 }, 0);
+    insta::assert_snapshot!(screen(&app, 100, 30));
+}
+
+#[test]
+fn spectator_follows_and_cycles() {
+    let mut app = game(None, ColorMode::Ansi16, false);
+    assert_eq!(app.followed_snake().map(|s| s.id), Some(1));
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.followed_snake().map(|s| s.id), Some(2));
+    insta::assert_snapshot!(screen(&app, 60, 20));
+    press(&mut app, KeyCode::Left);
+    assert!(matches!(app.camera, crate::ui::app::Camera::Free(_)));
+    assert!(screen(&app, 60, 20).contains("free camera"));
+}
+
+fn rooms() -> Vec<RoomInfo> {
+    vec![
+        RoomInfo {
+            id: "lobby".into(),
+            mode: Mode::Snake,
+            map: "arena".into(),
+            players: 4,
+            spectators: 1,
+            max_players: 16,
+            tick_rate: 20,
+            tick: 100,
+        },
+        RoomInfo {
+            id: "duel".into(),
+            mode: Mode::Tron,
+            map: "maze".into(),
+            players: 2,
+            spectators: 0,
+            max_players: 2,
+            tick_rate: 30,
+            tick: 5,
+        },
+    ]
+}
+
+#[test]
+fn lobby_lists_rooms() {
+    let mut app = App::new(
+        session(false),
+        Theme::new(ColorMode::Ansi16, false),
+        None,
+        false,
+    );
+    assert_eq!(app.screen, Screen::Lobby);
+    insta::assert_snapshot!("lobby_loading", screen(&app, 80, 24));
+    app.on_rooms(Ok(rooms()));
+    press(&mut app, KeyCode::Down);
+    insta::assert_snapshot!(screen(&app, 80, 24));
+}
+
+#[test]
+fn lobby_create_form() {
+    let mut app = App::new(
+        session(false),
+        Theme::new(ColorMode::Ansi16, false),
+        None,
+        false,
+    );
+    app.on_rooms(Ok(rooms()));
+    app.lobby.create = Some(CreateForm {
+        id: "party".into(),
+        mode: Mode::Tron,
+        map: 2,
+    });
+    insta::assert_snapshot!(screen(&app, 80, 24));
+}
+
+#[test]
+fn connecting_screen() {
+    let mut app = App::new(
+        session(false),
+        Theme::new(ColorMode::Ansi16, false),
+        Some("lobby".into()),
+        false,
+    );
+    app.on_client(ClientEvent::Connecting { attempt: 2 }, 0);
+    insta::assert_snapshot!(screen(&app, 60, 20));
+}
+
+#[test]
+fn errors_are_screens() {
+    let mut app = App::new(
+        session(false),
+        Theme::new(ColorMode::Ansi16, false),
+        Some("lobby".into()),
+        false,
+    );
+    app.on_client(
+        ClientEvent::Closed {
+            reason: ClosedReason::Refused {
+                code: "room_full".into(),
+                message: "room lobby is full (16 players)".into(),
+            },
+        },
+        0,
+    );
+    insta::assert_snapshot!("error_room_full", screen(&app, 60, 20));
+    app.on_client(
+        ClientEvent::Closed {
+            reason: ClosedReason::Unreachable("connection refused".into()),
+        },
+        0,
+    );
+    insta::assert_snapshot!("error_unreachable", screen(&app, 60, 20));
+    for (code, title) in [
+        ("version_mismatch", "Version mismatch"),
+        ("kicked", "Kicked"),
+    ] {
+        app.on_client(
+            ClientEvent::Closed {
+                reason: ClosedReason::Refused {
+                    code: code.into(),
+                    message: "x".into(),
+                },
+            },
+            0,
+        );
+        assert!(screen(&app, 60, 20).contains(title), "{code}");
+    }
+}
+
+#[test]
+fn too_small_says_so() {
+    let mut app = game(Some(1), ColorMode::Ansi16, false);
+    insta::assert_snapshot!(screen(&app, 50, 15));
+    press(&mut app, KeyCode::Char('q'));
+    assert!(screen(&app, 50, 15).contains("Quit? y / n"));
+}
+
+#[test]
+fn our_snake_is_highlighted_and_colors_follow_the_mode() {
+    let app = game(Some(1), ColorMode::TrueColor, false);
+    let buf = draw(&app, 120, 40);
+    // Arena inner area starts at (1,1); the small map fits, centred.
+    let fg: Vec<Color> = buf.content.iter().map(|c| c.fg).collect();
+    assert!(
+        fg.iter().any(|c| matches!(c, Color::Rgb(..))),
+        "truecolor uses RGB"
+    );
+    let heads: Vec<_> = buf
+        .content
+        .iter()
+        .filter(|c| c.symbol() == "▓")
+        .map(|c| c.modifier)
+        .collect();
+    assert!(heads.iter().all(|m| m.contains(Modifier::BOLD)));
+    // Our head (alice, id 1, at map (10,5)) is white; the small map is
+    // centred in the 84x37 arena: origin x = -(42-32)/2 = -5, y = -(37-16)/2 = -10.
+    let (x, y) = (1 + (10 + 5) * 2, 1 + 5 + 10);
+    assert_eq!(buf[(x, y)].symbol(), "▓");
+    assert_eq!(buf[(x, y)].fg, Color::Rgb(255, 255, 255));
+    let other = buf
+        .content
+        .iter()
+        .filter(|c| c.symbol() == "▓" && c.fg != Color::Rgb(255, 255, 255))
+        .count();
+    assert_eq!(other, 4, "two other heads, two columns each");
+
+    let mono = game(Some(1), ColorMode::None, false);
+    let buf = draw(&mono, 120, 40);
+    assert!(
+        buf.content
+            .iter()
+            .all(|c| c.fg == Color::Reset && c.bg == Color::Reset),
+        "NO_COLOR: no colors at all"
+    );
+    assert!(
+        buf.content
+            .iter()
+            .any(|c| c.modifier.contains(Modifier::REVERSED)),
+        "NO_COLOR: our snake is reversed"
+    );
+}
+
+#[test]
+fn player_text_is_sanitised_on_screen() {
+    let app = game(Some(1), ColorMode::Ansi16, false);
+    let s = screen(&app, 120, 40);
+    assert!(!s.contains('\x1b') && !s.contains('\x07'), "{s}");
+    assert!(s.contains("hello ]0;pwnedthere"), "{s}");
+}
+
+#[test]
+fn test_backend_draws_the_same_frame() {
+    let app = game(Some(1), ColorMode::Ansi16, false);
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    terminal.draw(|f| super::draw(&app, f)).unwrap();
+    assert_eq!(terminal.backend().buffer(), &draw(&app, 80, 24));
+}
+
+#[test]
+fn map_fixture_is_the_small_map() {
+    let m: Map = protocol::map::builtin("small").unwrap();
+    assert_eq!((m.width, m.height), (32, 16));
+}
+
+#[test]
+fn a_slow_round_trip_turns_the_rtt_red() {
+    let mut app = game(Some(1), ColorMode::Ansi16, false);
+    let rtt_cell = |app: &App| {
+        let buf = draw(app, 120, 40);
+        let y = 39;
+        let line: String = (0..120).map(|x| buf[(x, y)].symbol().to_string()).collect();
+        let x = line.find("RTT").map(|i| line[..i].chars().count()).unwrap() as u16;
+        buf[(x, y)].fg
+    };
+    assert_eq!(rtt_cell(&app), Color::Reset, "12 ms is fine");
+    app.rtt_us = Some(300_000);
+    assert_eq!(rtt_cell(&app), Color::LightRed);
+    assert!(screen(&app, 120, 40).contains("RTT 300 ms"));
+}
