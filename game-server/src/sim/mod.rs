@@ -39,6 +39,9 @@ pub struct SimConfig {
     pub start_length: u16,
     /// Ticks of boost a full boost bar holds.
     pub boost_ticks: u16,
+    /// Snake mode: ticks a newly (re)spawned snake waits in place until
+    /// its player steers, so a person has time to see where they are.
+    pub spawn_hold: u16,
 }
 
 impl SimConfig {
@@ -56,6 +59,10 @@ impl SimConfig {
             respawn_ticks: 40,
             start_length: 3,
             boost_ticks: 40,
+            spawn_hold: match mode {
+                Mode::Snake => 40,
+                Mode::Tron => 0,
+            },
         }
     }
 }
@@ -86,6 +93,9 @@ struct Pilot {
     boost_count: u32,
     /// Tron boost bar, in ticks of boost left.
     bar: u16,
+    /// Ticks left in which the snake waits at its spawn point for a first
+    /// input (see `SimConfig::spawn_hold`).
+    hold: u16,
 }
 
 /// A deterministic world.
@@ -176,6 +186,10 @@ impl World {
             let (s, p) = (&mut self.state.snakes[i], &mut self.pilots[i]);
             if !s.alive {
                 s.boost = false;
+                continue;
+            }
+            if p.hold > 0 {
+                p.hold -= 1;
                 continue;
             }
             if !p.queue.is_empty() {
@@ -270,6 +284,9 @@ impl World {
             SimInput::Turn { id, dir } => {
                 if let Some(i) = self.index_of(*id) {
                     let (s, p) = (&self.state.snakes[i], &mut self.pilots[i]);
+                    // Any steer (even a reversal, ignored below) ends the
+                    // wait at the spawn point.
+                    p.hold = 0;
                     let last = p.queue.last().copied().unwrap_or(s.dir);
                     if s.alive && p.queue.len() < 2 && *dir != last && *dir != last.opposite() {
                         p.queue.push(*dir);
@@ -278,7 +295,11 @@ impl World {
             }
             SimInput::Boost { id, on } => {
                 if let Some(i) = self.index_of(*id) {
-                    self.pilots[i].boost_req = *on;
+                    let p = &mut self.pilots[i];
+                    p.boost_req = *on;
+                    if *on {
+                        p.hold = 0;
+                    }
                 }
             }
         }

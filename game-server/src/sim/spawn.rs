@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use protocol::{Dir, Pos};
+use protocol::{Dir, Mode, Pos};
 
 use super::{EMPTY, World};
 
@@ -41,6 +41,10 @@ impl World {
         p.queue.clear();
         p.boost_count = 0;
         p.bar = self.cfg.boost_ticks;
+        p.hold = match self.cfg.mode {
+            Mode::Snake => self.cfg.spawn_hold,
+            Mode::Tron => 0,
+        };
         true
     }
 

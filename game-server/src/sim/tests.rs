@@ -21,6 +21,7 @@ fn cfg(mode: Mode) -> SimConfig {
         respawn_ticks: 5,
         start_length: 3,
         boost_ticks: 8,
+        spawn_hold: 0,
     }
 }
 
@@ -620,4 +621,82 @@ fn step_cost_16_snakes_on_big_map() {
         w.state().snakes.iter().filter(|s| s.alive).count(),
         w.state().food.len()
     );
+}
+
+fn held_world(hold: u16) -> World {
+    let cfg = SimConfig {
+        spawn_hold: hold,
+        ..cfg(Mode::Snake)
+    };
+    let mut w = World::new(Map::parse(BOX, "box").unwrap(), cfg, 1);
+    w.step(&[SimInput::Join {
+        id: 1,
+        name: "a".into(),
+    }]);
+    assert!(w.state().snake(1).unwrap().alive);
+    w
+}
+
+#[test]
+fn a_spawned_snake_waits_for_its_player_then_goes_on_its_own() {
+    let mut w = held_world(3);
+    let at_spawn = w.state().snake(1).unwrap().body.clone();
+    for _ in 0..3 {
+        w.step(&[]);
+        assert_eq!(
+            w.state().snake(1).unwrap().body,
+            at_spawn,
+            "moved while held"
+        );
+    }
+    w.step(&[]);
+    assert_ne!(
+        w.state().snake(1).unwrap().body,
+        at_spawn,
+        "hold never ended"
+    );
+}
+
+#[test]
+fn a_steer_or_boost_ends_the_wait_at_once() {
+    let mut w = held_world(100);
+    let s = w.state().snake(1).unwrap();
+    let (head, dir) = (s.body[0], s.dir);
+    // Even a reversal (itself ignored) ends the wait: the snake goes on.
+    w.step(&[turn(1, dir.opposite())]);
+    let s = w.state().snake(1).unwrap();
+    assert_eq!(
+        (s.alive, s.dir, s.body[0]),
+        (true, dir, head.step(dir, 10, 6))
+    );
+
+    let mut w = held_world(100);
+    let at_spawn = w.state().snake(1).unwrap().body.clone();
+    w.step(&[SimInput::Boost { id: 1, on: true }]);
+    assert_ne!(w.state().snake(1).unwrap().body, at_spawn);
+}
+
+#[test]
+fn tron_riders_never_wait() {
+    let mut w = World::new(
+        Map::parse(BOX, "box").unwrap(),
+        SimConfig {
+            spawn_hold: 100,
+            ..cfg(Mode::Tron)
+        },
+        1,
+    );
+    w.step(&[
+        SimInput::Join {
+            id: 1,
+            name: "a".into(),
+        },
+        SimInput::Join {
+            id: 2,
+            name: "b".into(),
+        },
+    ]);
+    let before = w.state().snake(1).unwrap().body.clone();
+    w.step(&[]);
+    assert_ne!(w.state().snake(1).unwrap().body, before);
 }
