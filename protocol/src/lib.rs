@@ -12,6 +12,7 @@ pub mod codec;
 pub mod geom;
 pub mod map;
 pub mod msg;
+pub mod poll;
 pub mod sse;
 pub mod state;
 pub mod text;
