@@ -3,6 +3,7 @@
 //! binary and the client's embedded server both start it through [`start`].
 
 pub mod clock;
+pub mod longpoll;
 pub mod outbox;
 pub mod room;
 pub mod rooms;
@@ -41,6 +42,9 @@ pub struct ServerConfig {
     /// Kernel send buffer of every connection, in bytes (`None`: the OS
     /// default, which autotunes up to megabytes per slow reader).
     pub send_buffer: Option<u32>,
+    /// A long-poll/poll session with no poll in flight for this long is
+    /// detached (its snake then waits `resume_grace`).
+    pub poll_idle_timeout: Duration,
 }
 
 /// Default kernel send buffer per connection: dozens of ticks of even a
@@ -83,6 +87,7 @@ impl Default for ServerConfig {
             resume_grace: Duration::from_secs(30),
             spectators: SpectatorConfig::default(),
             send_buffer: Some(DEFAULT_SEND_BUFFER),
+            poll_idle_timeout: longpoll::IDLE_TIMEOUT,
         }
     }
 }
@@ -178,6 +183,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         rooms: rooms.clone(),
         shutdown: shutdown_rx.clone(),
         keepalive: config.spectators.keepalive,
+        sessions: longpoll::PolledSessions::new(shutdown_rx.clone(), config.poll_idle_timeout),
     };
     let mut signal = shutdown_rx;
     let server = tokio::spawn(

@@ -52,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         max_players: args.max_players,
         seed: args.seed,
         resume_grace: Duration::from_secs(args.resume_grace_secs),
+        poll_idle_timeout: game_server::longpoll::IDLE_TIMEOUT,
         ..ServerConfig::default()
     })
     .await

@@ -92,6 +92,16 @@ impl Outbox {
         }
     }
 
+    /// The next frame if one is queued now (never waits).
+    pub fn try_pop(&self) -> Option<Bytes> {
+        self.lock().queue.pop_front()
+    }
+
+    /// True once the room closed this queue (frames may still be queued).
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
     /// Closes the queue: pushes fail, `pop` drains what is left then ends.
     pub fn close(&self) {
         self.lock().closed = true;

@@ -21,6 +21,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Interval of SSE `: keepalive` comments.
     pub keepalive: std::time::Duration,
+    /// Long-poll and short-poll sessions.
+    pub sessions: crate::longpoll::PolledSessions,
 }
 
 /// Largest JSON body accepted by the API.
@@ -142,6 +144,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .unify()
         .or(watch)
         .unify()
+        .or(crate::longpoll::routes(state.clone()))
+        .unify()
         .recover(recover)
         .unify()
 }
@@ -244,6 +248,10 @@ fn usage_page(s: &AppState) -> String {
          \x20 GET  /rooms/{room}/ws      WebSocket: play, or spectate with \"role\": \"spectator\"\n\
          \x20 GET  /rooms/{room}/events  SSE spectator stream (text/event-stream, JSON data)\n\
          \x20 GET  /rooms/{room}/watch   live view for curl -N (?color=never&cols=80&rows=24)\n\
+         \x20 POST /rooms/{room}/sessions                  long-poll/poll: hello -> welcome (session, token)\n\
+         \x20 GET  /rooms/{room}/sessions/{id}/poll?after=N&wait=S   messages after N (Bearer token)\n\
+         \x20 POST /rooms/{room}/sessions/{id}/send        {\"messages\": [{\"seq\": 1, \"msg\": {...}}]}\n\
+         \x20 DELETE /rooms/{room}/sessions/{id}           leave\n\
          \x20 GET  /healthz              ok\n",
     );
     page
