@@ -40,6 +40,9 @@ struct Cli {
     /// carries no input, so it is for --spectate only).
     #[arg(long, value_enum)]
     transport: Option<TransportArg>,
+    /// Time between polls of `--transport poll`, in milliseconds.
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    poll_interval_ms: u64,
     /// Watch instead of playing.
     #[arg(long)]
     spectate: bool,
@@ -86,16 +89,28 @@ struct Cli {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum TransportArg {
+    /// WebSocket (the default for playing).
     Ws,
-    /// Server-Sent Events (spectating only).
+    /// Server-Sent Events (spectating only; the default for watching).
     Sse,
+    /// HTTP long-polling: each poll is held until there is news.
+    Longpoll,
+    /// HTTP short polling at --poll-interval-ms.
+    Poll,
+    /// WebSocket, falling back to long-poll when it is refused.
+    Auto,
 }
 
 impl TransportArg {
-    fn kind(self) -> TransportKind {
+    fn kind(self, poll_interval_ms: u64) -> TransportKind {
         match self {
             TransportArg::Ws => TransportKind::Ws,
             TransportArg::Sse => TransportKind::Sse,
+            TransportArg::Longpoll => TransportKind::LongPoll,
+            TransportArg::Auto => TransportKind::Auto,
+            TransportArg::Poll => TransportKind::Poll {
+                interval: Duration::from_millis(poll_interval_ms),
+            },
         }
     }
 }
@@ -166,7 +181,9 @@ async fn run_headless(cli: Cli) -> anyhow::Result<ExitCode> {
             FormatArg::Json => Format::Json,
             FormatArg::Bincode => Format::Bincode,
         },
-        transport: cli.transport.map_or(TransportKind::Ws, TransportArg::kind),
+        transport: cli
+            .transport
+            .map_or(TransportKind::Ws, |t| t.kind(cli.poll_interval_ms)),
         seed: cli.seed,
         embedded: EmbeddedOptions {
             tick_rate: cli.tick_rate,
@@ -213,8 +230,13 @@ async fn main() -> anyhow::Result<ExitCode> {
         spectate: cli.spectate,
         ascii: cli.ascii,
         bots: cli.bots,
-        transport: TransportKind::Ws,
-        watch_transport: cli.transport.map_or(TransportKind::Sse, TransportArg::kind),
+        transport: match cli.transport {
+            None | Some(TransportArg::Sse) => TransportKind::Ws,
+            Some(t) => t.kind(cli.poll_interval_ms),
+        },
+        watch_transport: cli
+            .transport
+            .map_or(TransportKind::Sse, |t| t.kind(cli.poll_interval_ms)),
         embedded: EmbeddedOptions {
             tick_rate: cli.tick_rate,
             map: cli.map,

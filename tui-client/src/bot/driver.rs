@@ -62,7 +62,7 @@ pub struct BotStats {
     pub bot: String,
     /// Player id from the last welcome.
     pub player_id: Option<PlayerId>,
-    /// Transport name (`ws`).
+    /// Transport name (`ws`, `longpoll`, `poll`; what `auto` picked).
     pub transport: String,
     /// Wire format (`json` or `bincode`).
     pub format: String,
@@ -125,6 +125,10 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
         };
         let Some(ev) = ev else { break };
         match ev {
+            // `auto` reports what it picked: the report names that.
+            ClientEvent::TransportChosen { transport, .. } => {
+                stats.transport = transport.name().to_string();
+            }
             ClientEvent::Connecting { .. }
             | ClientEvent::Disconnected { .. }
             | ClientEvent::InputSent { .. } => {}

@@ -35,6 +35,16 @@ pub enum TransportKind {
     /// Server-Sent Events: spectators only (no upstream), resumes with
     /// `Last-Event-ID` after a drop.
     Sse,
+    /// Long-polling: held `GET .../poll` requests, `POST .../send`.
+    LongPoll,
+    /// Short polling: `GET .../poll?wait=0` every `interval`.
+    Poll {
+        /// Time between polls ([`DEFAULT_POLL_INTERVAL`] by default).
+        interval: std::time::Duration,
+    },
+    /// WebSocket if the network lets it through, else long-poll; the
+    /// choice and its reason come as [`ClientEvent::TransportChosen`].
+    Auto,
 }
 
 impl TransportKind {
@@ -43,6 +53,9 @@ impl TransportKind {
         match self {
             TransportKind::Ws => "ws",
             TransportKind::Sse => "sse",
+            TransportKind::LongPoll => "longpoll",
+            TransportKind::Poll { .. } => "poll",
+            TransportKind::Auto => "auto",
         }
     }
 }
@@ -67,6 +80,9 @@ pub struct ClientConfig {
     /// Backoff and give-up limits of reconnecting.
     pub retry: RetryPolicy,
 }
+
+/// Default time between short polls.
+pub const DEFAULT_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl ClientConfig {
     /// A player in `room` on `server` over WebSocket with bincode frames,
@@ -96,6 +112,15 @@ pub enum ClientEvent {
     Connecting {
         /// Attempt number, from 1.
         attempt: u32,
+    },
+    /// `--transport auto` picked the transport in use, for this reason (for
+    /// example "WebSocket upgrade refused (HTTP 403): using long-poll"), for a
+    /// status bar. Reported before the welcome of the first connection.
+    TransportChosen {
+        /// The transport now in use (never `Auto`).
+        transport: TransportKind,
+        /// Why, for humans.
+        reason: String,
     },
     /// The server welcomed us (first join, or a resume: see `Welcome::resumed`).
     Welcome(Box<Welcome>),

@@ -13,7 +13,7 @@ use tracing::Instrument;
 use super::reconnect::{Next, Reconnect};
 use super::session::{Session, TimerAction};
 use super::transport::{Disconnect, Link, LinkEvent, Target};
-use super::{ClientConfig, ClientEvent, ClosedReason, Command};
+use super::{ClientConfig, ClientEvent, ClosedReason, Command, TransportKind};
 
 /// Unix microseconds on the client clock (what pings carry).
 fn unix_us() -> u64 {
@@ -53,6 +53,8 @@ async fn run_inner(
         format: config.format,
     };
     let mut session = Session::new(config.name.clone(), config.role);
+    // `Auto` is resolved by the first successful connection, then sticks.
+    let mut transport = config.transport;
     let mut reconnect = Reconnect::new(config.retry.clone(), config.reconnect);
 
     let reason = 'task: loop {
@@ -70,7 +72,17 @@ async fn run_inner(
         // Commands that arrive while connecting are dropped (the session
         // would drop them anyway), except a leave.
         let connected = {
-            let mut connecting = pin!(Link::connect(config.transport, &target, &hello));
+            let mut connecting = pin!(async {
+                if transport == TransportKind::Auto {
+                    Link::connect_auto(&target, &hello)
+                        .await
+                        .map(|(link, kind, why)| (link, Some((kind, why))))
+                } else {
+                    Link::connect(transport, &target, &hello)
+                        .await
+                        .map(|link| (link, None))
+                }
+            });
             loop {
                 tokio::select! {
                     r = &mut connecting => break r,
@@ -88,7 +100,18 @@ async fn run_inner(
                 tracing::debug!(error = %e, "connect failed");
                 (reconnect.handle_connect_error(&e), false)
             }
-            Ok(mut link) => {
+            Ok((mut link, chosen)) => {
+                if let Some((kind, reason)) = chosen {
+                    tracing::info!(transport = kind.name(), %reason, "transport chosen");
+                    transport = kind;
+                    let chosen = ClientEvent::TransportChosen {
+                        transport: kind,
+                        reason,
+                    };
+                    if events.send(chosen).await.is_err() {
+                        break ClosedReason::Left;
+                    }
+                }
                 session.handle_connected(Instant::now());
                 let end = drive(
                     &mut link,

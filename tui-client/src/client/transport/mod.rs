@@ -7,11 +7,13 @@
 //! belongs to [`super::session::Session`]; that is what lets long-poll, poll
 //! and SSE transports plug in as one more [`Link`] variant.
 
+mod http;
 mod sse;
 mod ws;
 
 use protocol::{ClientMsg, Format, Hello, ServerMsg};
 
+pub use http::{LONG_POLL_WAIT, PollMode, sessions_url};
 pub use sse::events_url;
 pub use ws::ws_url;
 
@@ -97,11 +99,15 @@ pub enum LinkEvent {
 /// Invariant: [`Link::recv`] is cancel-safe (the client task `select!`s on
 /// it), so a transport whose receive is a multi-step request must buffer
 /// behind a channel.
+// One link per client task at a time: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Link {
     /// A WebSocket connection (boxed: it is far larger than the others).
     Ws(Box<ws::WsLink>),
     /// A Server-Sent Events stream (spectators).
     Sse(sse::SseLink),
+    /// A long-poll or short-poll session.
+    Http(http::HttpLink),
 }
 
 impl Link {
@@ -116,7 +122,54 @@ impl Link {
                 ws::WsLink::connect(target, hello).await?,
             ))),
             TransportKind::Sse => Ok(Link::Sse(sse::SseLink::connect(target, hello).await?)),
+            TransportKind::LongPoll => {
+                let mode = PollMode::Long {
+                    wait: LONG_POLL_WAIT,
+                };
+                Ok(Link::Http(
+                    http::HttpLink::connect(target, hello, mode).await?,
+                ))
+            }
+            TransportKind::Auto => Ok(Link::connect_auto(target, hello).await?.0),
+            TransportKind::Poll { interval } => {
+                let mode = PollMode::Short { interval };
+                Ok(Link::Http(
+                    http::HttpLink::connect(target, hello, mode).await?,
+                ))
+            }
         }
+    }
+
+    /// Tries a WebSocket, then long-poll when the WebSocket could not be
+    /// opened (an upgrade refused or mangled by a proxy, a timeout). Returns
+    /// the link, the transport it uses and why, for the user.
+    pub async fn connect_auto(
+        target: &Target,
+        hello: &Hello,
+    ) -> Result<(Link, TransportKind, String), ConnectError> {
+        let why = match ws::WsLink::connect(target, hello).await {
+            Ok(l) => {
+                let reason = "WebSocket upgrade accepted: using WebSocket".to_string();
+                return Ok((Link::Ws(Box::new(l)), TransportKind::Ws, reason));
+            }
+            // The room does not exist, or the URL is wrong: long-poll cannot help.
+            Err(e @ (ConnectError::InvalidUrl(_) | ConnectError::Http { status: 404, .. })) => {
+                return Err(e);
+            }
+            Err(ConnectError::Http {
+                status, message, ..
+            }) => {
+                format!("WebSocket upgrade refused (HTTP {status}: {message})")
+            }
+            Err(ConnectError::Unreachable(m)) => format!("WebSocket failed ({m})"),
+            Err(e @ ConnectError::Unsupported(_)) => return Err(e),
+        };
+        let mode = PollMode::Long {
+            wait: LONG_POLL_WAIT,
+        };
+        let link = http::HttpLink::connect(target, hello, mode).await?;
+        let reason = format!("{why}: using long-poll");
+        Ok((Link::Http(link), TransportKind::LongPoll, reason))
     }
 
     /// Sends one message; an error means the link is gone.
@@ -124,6 +177,7 @@ impl Link {
         match self {
             Link::Ws(l) => l.send(msg).await,
             Link::Sse(l) => l.send(msg).await,
+            Link::Http(l) => l.send(msg).await,
         }
     }
 
@@ -132,6 +186,7 @@ impl Link {
         match self {
             Link::Ws(l) => l.recv().await,
             Link::Sse(l) => l.recv().await,
+            Link::Http(l) => l.recv().await,
         }
     }
 
@@ -140,6 +195,7 @@ impl Link {
         match self {
             Link::Ws(l) => l.close().await,
             Link::Sse(l) => l.close().await,
+            Link::Http(l) => l.close().await,
         }
     }
 }

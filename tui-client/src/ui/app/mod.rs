@@ -279,6 +279,11 @@ impl App {
             }
             ClientEvent::Server(msg) => self.on_server(msg, now_us),
             ClientEvent::InputSent { .. } => None,
+            ClientEvent::TransportChosen { transport, reason } => {
+                self.session.transport = transport.name();
+                self.push_log(LogLine::Event(protocol::text::sanitize_chat(&reason)));
+                None
+            }
             ClientEvent::Disconnected { reason, retrying } => {
                 if retrying {
                     self.link = LinkState::Reconnecting { attempt: 1, reason };
