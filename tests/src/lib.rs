@@ -4,6 +4,8 @@
 //!
 //! Waiting is always on an event with a generous deadline, never a sleep.
 
+pub mod proxy;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -16,7 +18,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tui_client::bot::{BotKind, Brain};
-use tui_client::client::{self, ClientConfig, ClientEvent, ClientHandle, ClosedReason};
+use tui_client::client::{
+    self, ClientConfig, ClientEvent, ClientHandle, ClosedReason, TransportKind,
+};
 use tui_client::view::{GameView, Handled};
 
 /// Bound on any single wait. Generous: it only matters when something broke.
@@ -110,6 +114,10 @@ pub struct Probe {
     pub lost: Vec<DeltaError>,
     /// Set when the task ended.
     pub closed: Option<ClosedReason>,
+    /// Every `TransportChosen` (`--transport auto`).
+    pub transports: Vec<(TransportKind, String)>,
+    /// Every chat line received: `(from, text)`.
+    pub chats: Vec<(String, String)>,
 }
 
 impl Probe {
@@ -130,6 +138,8 @@ impl Probe {
             errors: Vec::new(),
             lost: Vec::new(),
             closed: None,
+            transports: Vec::new(),
+            chats: Vec::new(),
         }
     }
 
@@ -160,6 +170,9 @@ impl Probe {
             }
             ClientEvent::Closed { reason } => self.closed = Some(reason.clone()),
             ClientEvent::InputSent { seq, .. } => self.sent.push(*seq),
+            ClientEvent::TransportChosen { transport, reason } => {
+                self.transports.push((*transport, reason.clone()));
+            }
             ClientEvent::Connecting { .. } => {}
         }
         ev
@@ -171,6 +184,10 @@ impl Probe {
             ServerMsg::Snapshot(s) => Some(s.ack),
             ServerMsg::Error(e) => {
                 self.errors.push(e.clone());
+                None
+            }
+            ServerMsg::Chat(c) => {
+                self.chats.push((c.from.clone(), c.text.clone()));
                 None
             }
             _ => None,
