@@ -89,3 +89,22 @@ fn every_sse_example_parses_and_decodes() {
         assert!(names.contains(n), "an example of event: {n}");
     }
 }
+
+#[test]
+fn the_session_examples_decode_as_poll_and_send_batches() {
+    use protocol::poll::{PollBatch, SendBatch};
+    let polls = blocks("poll");
+    assert!(!polls.is_empty(), "a poll example");
+    for ex in polls {
+        let b: PollBatch =
+            decode(Format::Json, ex.as_bytes()).unwrap_or_else(|e| panic!("{e}\n{ex}"));
+        assert_eq!(b.next, b.messages.last().map_or(b.next, |m| m.seq));
+    }
+    let sends = blocks("send");
+    assert!(!sends.is_empty(), "a send example");
+    for ex in sends {
+        let b: SendBatch =
+            decode(Format::Json, ex.as_bytes()).unwrap_or_else(|e| panic!("{e}\n{ex}"));
+        assert!(b.messages.windows(2).all(|w| w[0].seq < w[1].seq));
+    }
+}
