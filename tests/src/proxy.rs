@@ -105,9 +105,15 @@ impl Dice {
 }
 
 impl FaultProxy {
-    /// Starts proxying to `upstream` with `faults`.
+    /// Starts proxying to `upstream` with `faults`, on 127.0.0.1:0.
     pub async fn start(upstream: SocketAddr, faults: Faults) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        FaultProxy::serve_on(listener, upstream, faults)
+    }
+
+    /// Proxies what `listener` accepts to `upstream` with `faults` (the
+    /// `fault-proxy` binary binds a fixed address for people to try).
+    pub fn serve_on(listener: TcpListener, upstream: SocketAddr, faults: Faults) -> FaultProxy {
         let url = format!("http://{}", listener.local_addr().expect("proxy addr"));
         let counters = Arc::new(Counters::default());
         let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
