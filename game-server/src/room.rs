@@ -252,11 +252,12 @@ struct RoomTask {
 
 impl RoomTask {
     fn new(config: Arc<RoomConfig>, stats: Arc<RoomStats>) -> Self {
-        let world = World::new(
-            config.map.clone(),
-            SimConfig::for_map(config.mode, &config.map),
-            config.seed,
-        );
+        let mut sim = SimConfig::for_map(config.mode, &config.map);
+        if sim.spawn_hold > 0 {
+            // The hold is for people: the same 3 s at any tick rate.
+            sim.spawn_hold = (3 * config.tick_rate).clamp(1, u32::from(u16::MAX)) as u16;
+        }
+        let world = World::new(config.map.clone(), sim, config.seed);
         let grace_ticks =
             (config.resume_grace.as_secs_f64() * config.tick_rate as f64).ceil() as u64;
         let prev = Arc::new(world.state().clone());

@@ -161,6 +161,11 @@ pub struct App {
     pub log: VecDeque<LogLine>,
     /// How our snake died last (for the death screen).
     pub death_note: Option<String>,
+    /// Where our snake (re)spawned, while it has not moved from there: the
+    /// arena then says how to start (a new snake waits for its first steer).
+    pub ready_at: Option<Pos>,
+    /// Our snake was alive in the previous frame.
+    alive_before: bool,
     /// This room's entry in the last `GET /api/rooms`.
     pub room_info: Option<RoomInfo>,
     pub lobby: Lobby,
@@ -195,6 +200,8 @@ impl App {
             last_center: None,
             log: VecDeque::new(),
             death_note: None,
+            ready_at: None,
+            alive_before: false,
             room_info: None,
             lobby: Lobby::default(),
             quit: false,
@@ -346,6 +353,7 @@ impl App {
             }
         }
         self.update_center();
+        self.track_spawn();
         match handled {
             Handled::NeedKeyframe(_) => Some(Effect::Resync),
             Handled::Advanced | Handled::Other => None,
@@ -403,7 +411,46 @@ impl App {
             .or_else(|| world.snakes.iter().find(|s| s.alive))
     }
 
+    /// Notes a fresh spawn of our snake, and forgets it once the head moves.
+    fn track_spawn(&mut self) {
+        let head = self
+            .view
+            .as_ref()
+            .and_then(|v| v.my_snake())
+            .filter(|s| s.alive)
+            .and_then(|s| s.head());
+        match head {
+            None => self.ready_at = None,
+            Some(h) if !self.alive_before => self.ready_at = Some(h),
+            Some(h) if self.ready_at != Some(h) => self.ready_at = None,
+            Some(_) => {}
+        }
+        self.alive_before = head.is_some();
+    }
+
     fn update_center(&mut self) {
+        // A spectator follows the longest snake until they pick one with
+        // Tab, and the next longest when the followed one dies: chosen here,
+        // once, so the camera does not jump whenever the lead changes.
+        if let Some(world) = self
+            .view
+            .as_ref()
+            .filter(|v| v.me.is_none())
+            .and_then(|v| v.world.as_ref())
+        {
+            let alive = self
+                .followed
+                .and_then(|id| world.snake(id))
+                .is_some_and(|s| s.alive);
+            let longest = world
+                .snakes
+                .iter()
+                .filter(|s| s.alive)
+                .max_by_key(|s| (s.body.len(), std::cmp::Reverse(s.id)));
+            if let Some(s) = longest.filter(|_| !alive) {
+                self.followed = Some(s.id);
+            }
+        }
         if let Some(head) = self.followed_snake().and_then(|s| s.head()) {
             self.last_center = Some(head);
         }

@@ -20,6 +20,7 @@ pub use popups::HELP;
 pub use status::rtt_ms;
 
 use super::app::{App, LinkState, Overlay, Screen};
+use protocol::Mode;
 
 /// Smallest terminal the game draws in.
 pub const MIN_SIZE: (u16, u16) = (60, 20);
@@ -147,6 +148,14 @@ fn game(app: &App, area: Rect, buf: &mut Buffer) -> Option<Position> {
             inner,
             format!("waiting for the first frame{}", theme.glyphs.ellipsis),
             theme.dim(),
+            buf,
+        );
+    } else if app.ready_at.is_some() && app.view.as_ref().is_some_and(|v| v.mode == Mode::Snake) {
+        popups::banner(
+            app,
+            inner,
+            "steer to start: arrows, WASD or hjkl".to_string(),
+            theme.accent(),
             buf,
         );
     } else {

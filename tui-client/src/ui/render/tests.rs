@@ -114,6 +114,15 @@ fn game(me: Option<u32>, colors: ColorMode, ascii: bool) -> App {
         me.is_none(),
     );
     app.on_client(ClientEvent::Welcome(Box::new(welcome(me, "small"))), 0);
+    // A frame before, with alice one cell back: she is under way, not
+    // waiting at her spawn point.
+    let mut before = world();
+    before.tick -= 1;
+    before.snakes[0].body = [(9, 5), (8, 5), (7, 5), (7, 6), (7, 7)]
+        .iter()
+        .map(|&(x, y)| Pos::new(x, y))
+        .collect();
+    app.on_client(ClientEvent::Server(snapshot_msg(before)), 0);
     app.on_client(ClientEvent::Server(snapshot_msg(world())), 0);
     app.on_client(
         ClientEvent::Server(ServerMsg::Pong(Pong {
@@ -170,6 +179,31 @@ fn screen(app: &App, w: u16, h: u16) -> String {
 fn game_120x40() {
     let app = game(Some(1), ColorMode::Ansi16, false);
     insta::assert_snapshot!(screen(&app, 120, 40));
+}
+
+#[test]
+fn a_fresh_snake_says_how_to_start_until_it_moves() {
+    let mut app = App::new(
+        session(true),
+        Theme::new(ColorMode::Ansi16, false),
+        Some("lobby".into()),
+        false,
+    );
+    app.on_client(ClientEvent::Welcome(Box::new(welcome(Some(1), "small"))), 0);
+    let spawned = world();
+    app.on_client(ClientEvent::Server(snapshot_msg(spawned.clone())), 0);
+    assert!(screen(&app, 120, 40).contains("steer to start"));
+    // Still at the spawn point a tick later: still waiting.
+    let mut held = spawned.clone();
+    held.tick += 1;
+    app.on_client(ClientEvent::Server(snapshot_msg(held.clone())), 0);
+    assert!(screen(&app, 120, 40).contains("steer to start"));
+    let mut moved = held;
+    moved.tick += 1;
+    moved.snakes[0].body.push_front(Pos::new(11, 5));
+    moved.snakes[0].body.pop_back();
+    app.on_client(ClientEvent::Server(snapshot_msg(moved)), 0);
+    assert!(!screen(&app, 120, 40).contains("steer to start"));
 }
 
 #[test]
@@ -480,4 +514,25 @@ fn a_slow_round_trip_turns_the_rtt_red() {
     app.rtt_us = Some(300_000);
     assert_eq!(rtt_cell(&app), Color::LightRed);
     assert!(screen(&app, 120, 40).contains("RTT 300 ms"));
+}
+
+#[test]
+fn a_spectator_follows_the_longest_snake_until_it_dies() {
+    let mut app = game(None, ColorMode::Ansi16, false);
+    assert_eq!(app.followed, Some(1), "alice is the longest");
+    // bot-1 grows past alice: the camera stays on alice while she lives.
+    let mut w = world();
+    w.tick += 1;
+    w.snakes[1]
+        .body
+        .extend([Pos::new(20, 13), Pos::new(20, 14), Pos::new(20, 15)]);
+    app.on_client(ClientEvent::Server(snapshot_msg(w.clone())), 0);
+    assert_eq!(app.followed, Some(1));
+    // alice dies: the camera moves to the longest one alive.
+    w.tick += 1;
+    w.snakes[0].body.clear();
+    w.snakes[0].alive = false;
+    app.on_client(ClientEvent::Server(snapshot_msg(w)), 0);
+    assert_eq!(app.followed, Some(2));
+    assert!(screen(&app, 120, 40).contains("watching bot-1"));
 }
