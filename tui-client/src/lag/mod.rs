@@ -31,6 +31,8 @@ mod offset;
 mod series;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -258,7 +260,11 @@ pub struct LagMeter {
     /// The next keyframe is the welcome's, not a resync.
     awaiting_keyframe: bool,
     counts: Counts,
+    /// Welcomes on distinct links.
     welcomes: u64,
+    /// The current link was welcomed already (a second welcome on it is a
+    /// restarted stream: SSE's resync).
+    link_welcomed: bool,
     traffic: TrafficTotals,
     /// `(at, totals)`, oldest first, spanning about the window.
     traffic_samples: VecDeque<(u64, TrafficTotals)>,
@@ -315,6 +321,7 @@ impl LagMeter {
         self.advance(now);
         self.started.get_or_insert(now);
         self.last_frame = None;
+        self.link_welcomed = false;
     }
 
     /// The link ended at `now`: inputs sent on it may never be applied, so
@@ -340,7 +347,12 @@ impl LagMeter {
         self.advance(now);
         match msg {
             ServerMsg::Welcome(w) => {
-                self.welcomes += 1;
+                if std::mem::replace(&mut self.link_welcomed, true) {
+                    // The stream restarted on the same link: a resync.
+                    self.counts.resyncs += 1;
+                } else {
+                    self.welcomes += 1;
+                }
                 self.tick_rate = w.tick_rate;
                 self.awaiting_keyframe = true;
                 self.last_frame = None;

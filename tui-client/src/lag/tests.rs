@@ -209,6 +209,11 @@ fn resyncs_are_keyframes_after_the_first_and_reconnects_are_welcomes_after_the_f
         t + AHEAD + 3 * S,
     );
     assert_eq!(m.snapshot(t + AHEAD + 3 * S).counts.reconnects, 3);
+    // A stream restarted on the same link (SSE's resync) is a resync.
+    m.handle_server(&welcome(20, false), t + AHEAD + 4 * S);
+    m.handle_server(&snapshot(90, t, 0), t + AHEAD + 4 * S);
+    let c = m.snapshot(t + AHEAD + 5 * S).counts;
+    assert_eq!((c.resyncs, c.reconnects), (2, 3));
 }
 
 #[test]
