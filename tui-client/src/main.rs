@@ -167,7 +167,8 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
 }
 
 fn parse_conditioner(s: &str) -> Result<Conditioner, String> {
-    s.parse().map_err(|e: tui_client::client::conditioner::ConditionerError| e.to_string())
+    s.parse()
+        .map_err(|e: tui_client::client::conditioner::ConditionerError| e.to_string())
 }
 
 /// The login name, sanitised, or `player`.

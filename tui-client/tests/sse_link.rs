@@ -181,7 +181,11 @@ async fn a_ping_over_sse_is_a_clock_probe_answered_as_a_pong() {
         probes
     });
     let pong = loop {
-        match tokio::time::timeout(WAIT, events.recv()).await.unwrap().unwrap() {
+        match tokio::time::timeout(WAIT, events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
             ClientEvent::Server(ServerMsg::Pong(p)) => break p,
             _ => continue,
         }
@@ -189,7 +193,11 @@ async fn a_ping_over_sse_is_a_clock_probe_answered_as_a_pong() {
     assert_eq!(pong.server_time_us, 2, "the server clock of GET /api/time");
     handle.leave();
     let lag = loop {
-        match tokio::time::timeout(WAIT, events.recv()).await.unwrap().unwrap() {
+        match tokio::time::timeout(WAIT, events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
             ClientEvent::Lag(l) => break l,
             _ => continue,
         }

@@ -249,11 +249,17 @@ mod tests {
         assert_eq!(c.latency, Duration::from_millis(40));
         assert_eq!(c.jitter, Duration::from_millis(10));
         let c: Conditioner = " latency = 0.5s ".parse().unwrap();
-        assert_eq!((c.latency, c.jitter), (Duration::from_millis(500), Duration::ZERO));
+        assert_eq!(
+            (c.latency, c.jitter),
+            (Duration::from_millis(500), Duration::ZERO)
+        );
         let c: Conditioner = "jitter=800us".parse().unwrap();
         assert_eq!(c.jitter, Duration::from_micros(800));
         assert_eq!(
-            "latency=40ms,jitter=10ms".parse::<Conditioner>().unwrap().to_string(),
+            "latency=40ms,jitter=10ms"
+                .parse::<Conditioner>()
+                .unwrap()
+                .to_string(),
             "+40 ms each way ±10 ms"
         );
     }

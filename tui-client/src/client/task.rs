@@ -318,7 +318,9 @@ async fn drive(
             return End::Disconnect(d);
         }
         if let ClientMsg::Input(i) = msg {
-            meter.lag.handle_input_sent(i.seq, pressed.unwrap_or_else(unix_us));
+            meter
+                .lag
+                .handle_input_sent(i.seq, pressed.unwrap_or_else(unix_us));
             let sent = ClientEvent::InputSent {
                 seq: i.seq,
                 dir: i.dir,

@@ -50,11 +50,7 @@ impl ClockOffset {
     /// The recent sample with the shortest round trip (the newest among
     /// equals); `None` before the first.
     pub fn best(&self) -> Option<OffsetSample> {
-        self.recent
-            .iter()
-            .rev()
-            .min_by_key(|s| s.rtt_us)
-            .copied()
+        self.recent.iter().rev().min_by_key(|s| s.rtt_us).copied()
     }
 
     /// Client clock minus server clock, as best known.

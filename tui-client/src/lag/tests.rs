@@ -108,8 +108,16 @@ fn frame_age_is_receive_time_minus_server_time_plus_offset() {
     }
     let s = m.snapshot(t + AHEAD + S);
     assert_eq!(s.window.frame_age.count, 10);
-    assert!(near(s.window.frame_age.p50_us, 15 * MS), "{:?}", s.window.frame_age);
-    assert!(near(s.window.frame_age.p99_us, 15 * MS), "{:?}", s.window.frame_age);
+    assert!(
+        near(s.window.frame_age.p50_us, 15 * MS),
+        "{:?}",
+        s.window.frame_age
+    );
+    assert!(
+        near(s.window.frame_age.p99_us, 15 * MS),
+        "{:?}",
+        s.window.frame_age
+    );
     assert_eq!(s.counts.frames, 10);
     assert_eq!(s.counts.unmeasured_frames, 0);
 }
@@ -233,7 +241,11 @@ fn bytes_and_requests_per_second_over_the_window_and_the_run() {
     }
     let s = m.snapshot(30 * S);
     assert_eq!(s.traffic.bytes_down, 70_000);
-    assert!((s.rates.bytes_down_per_s - 5_000.0).abs() < 1.0, "{:?}", s.rates);
+    assert!(
+        (s.rates.bytes_down_per_s - 5_000.0).abs() < 1.0,
+        "{:?}",
+        s.rates
+    );
     assert!((s.rates.requests_per_s - 4.0).abs() < 0.01, "{:?}", s.rates);
     assert!((s.run_rates.bytes_down_per_s - 70_000.0 / 30.0).abs() < 1.0);
     assert!((s.run_rates.bytes_up_per_s - 100.0).abs() < 0.01);

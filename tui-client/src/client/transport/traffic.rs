@@ -258,7 +258,8 @@ mod tests {
             .unwrap();
         let t = Traffic::default();
         t.request_sent(&get);
-        let wire = "GET /poll?after=3&wait=25 HTTP/1.1\r\naccept: application/json\r\nhost: h\r\n\r\n";
+        let wire =
+            "GET /poll?after=3&wait=25 HTTP/1.1\r\naccept: application/json\r\nhost: h\r\n\r\n";
         assert_eq!(t.totals().bytes_up, wire.len() as u64);
     }
 

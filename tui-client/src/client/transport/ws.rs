@@ -8,9 +8,9 @@ use protocol::api::ApiError;
 use protocol::codec::{self, Format};
 use protocol::{ClientMsg, Hello, ServerMsg};
 use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::traffic::Counted;
@@ -260,7 +260,10 @@ mod tests {
             authority("ws://127.0.0.1:7878/rooms/lobby/ws").unwrap(),
             "127.0.0.1:7878"
         );
-        assert_eq!(authority("ws://example.org/rooms/a/ws").unwrap(), "example.org:80");
+        assert_eq!(
+            authority("ws://example.org/rooms/a/ws").unwrap(),
+            "example.org:80"
+        );
         assert_eq!(authority("ws://[::1]:9/rooms/a/ws").unwrap(), "[::1]:9");
         assert_eq!(authority("ws://[::1]/rooms/a/ws").unwrap(), "[::1]:80");
         assert!(authority("wss://example.org/rooms/a/ws").is_err());

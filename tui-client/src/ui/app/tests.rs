@@ -26,19 +26,18 @@ fn welcomed(spectate: bool) -> App {
         spectate,
     );
     let map = Map::parse("#####\n#0..#\n#####\n", "t").unwrap();
-    app.on_client(
-        ClientEvent::Welcome(Box::new(Welcome {
-            player_id: (!spectate).then_some(1),
-            session: "s".into(),
-            token: "t".into(),
-            room: "lobby".into(),
-            mode: Mode::Snake,
-            tick_rate: 20,
-            map,
-            resumed: false,
-            name: "me".into(),
-            server_time_us: 0,
-        })));
+    app.on_client(ClientEvent::Welcome(Box::new(Welcome {
+        player_id: (!spectate).then_some(1),
+        session: "s".into(),
+        token: "t".into(),
+        room: "lobby".into(),
+        mode: Mode::Snake,
+        tick_rate: 20,
+        map,
+        resumed: false,
+        name: "me".into(),
+        server_time_us: 0,
+    })));
     app
 }
 
@@ -123,11 +122,10 @@ fn chat_sends_sanitised_text_cancels_and_recalls() {
 #[test]
 fn a_lost_connection_shows_reconnecting_and_a_resume_clears_it() {
     let mut app = welcomed(false);
-    app.on_client(
-        ClientEvent::Disconnected {
-            reason: "reset".into(),
-            retrying: true,
-        });
+    app.on_client(ClientEvent::Disconnected {
+        reason: "reset".into(),
+        retrying: true,
+    });
     app.on_client(ClientEvent::Connecting { attempt: 2 });
     assert!(matches!(
         app.link,
@@ -160,13 +158,12 @@ fn a_lost_connection_shows_reconnecting_and_a_resume_clears_it() {
 #[test]
 fn final_errors_become_screens_with_retry() {
     let mut app = welcomed(false);
-    app.on_client(
-        ClientEvent::Closed {
-            reason: ClosedReason::Refused {
-                code: "room_full".into(),
-                message: "full".into(),
-            },
-        });
+    app.on_client(ClientEvent::Closed {
+        reason: ClosedReason::Refused {
+            code: "room_full".into(),
+            message: "full".into(),
+        },
+    });
     let Screen::Failed(f) = &app.screen else {
         panic!("not an error screen: {:?}", app.screen);
     };

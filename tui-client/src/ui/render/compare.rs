@@ -358,11 +358,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         .zip(&keep)
         .filter(|(r, k)| **k && matches!(r.kind, RowKind::Spark(..)))
         .count() as u16;
-    let extra = if sparks > 0 {
-        (budget / sparks).min(2)
-    } else {
-        0
-    };
+    let extra = budget.checked_div(sparks).unwrap_or(0).min(2);
     let mut y = inner.y;
     for (row, _) in all.iter().zip(&keep).filter(|(_, k)| **k) {
         let mut h = row_height(row, inner.width);

@@ -86,7 +86,13 @@ pub fn rows(lag: &LagSnapshot, theme: &Theme, playing: bool) -> Vec<Row<'static>
 }
 
 /// A sparkline of the newest `area.width` values.
-pub fn sparkline(data: &[Option<u64>], max: Option<u64>, theme: &Theme, area: Rect, buf: &mut Buffer) {
+pub fn sparkline(
+    data: &[Option<u64>],
+    max: Option<u64>,
+    theme: &Theme,
+    area: Rect,
+    buf: &mut Buffer,
+) {
     let skip = data.len().saturating_sub(area.width as usize);
     let mut s = Sparkline::default()
         .data(data[skip..].iter().copied())

@@ -5,8 +5,8 @@
 use crossterm::event::{KeyCode, KeyEvent};
 use protocol::api::RoomInfo;
 use protocol::{
-    ChatLine, DeathCause, Dir, GameEvent, Map, Mode, Pos, Score, ServerMsg, SnakeState,
-    Snapshot, TickFrame, Welcome, WorldState,
+    ChatLine, DeathCause, Dir, GameEvent, Map, Mode, Pos, Score, ServerMsg, SnakeState, Snapshot,
+    TickFrame, Welcome, WorldState,
 };
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -118,11 +118,10 @@ fn game(me: Option<u32>, colors: ColorMode, ascii: bool) -> App {
     app.on_client(ClientEvent::Welcome(Box::new(welcome(me, "small"))));
     app.on_client(ClientEvent::Server(snapshot_msg(world())));
     app.on_client(ClientEvent::Lag(Box::new(lag(Timeline::default()))));
-    app.on_client(
-        ClientEvent::Server(ServerMsg::Chat(ChatLine {
-            from: "bot-1".into(),
-            text: "hello \x1b]0;pwned\x07there".into(),
-        })));
+    app.on_client(ClientEvent::Server(ServerMsg::Chat(ChatLine {
+        from: "bot-1".into(),
+        text: "hello \x1b]0;pwned\x07there".into(),
+    })));
     app.room_info = Some(RoomInfo {
         id: "lobby".into(),
         mode: Mode::Snake,
@@ -226,19 +225,18 @@ fn death_and_respawn_countdown() {
     w.snakes[0].score.deaths += 1;
     w.snakes[1].score.kills += 1;
     let delta = w.diff(&before);
-    app.on_client(
-        ClientEvent::Server(ServerMsg::Tick(Box::new(TickFrame {
-            ack: 0,
-            tick: 1235,
-            checksum: w.checksum(),
-            server_time_us: 0,
-            delta,
-            events: vec![GameEvent::Died {
-                id: 1,
-                killer: Some(2),
-                cause: DeathCause::Body,
-            }],
-        }))));
+    app.on_client(ClientEvent::Server(ServerMsg::Tick(Box::new(TickFrame {
+        ack: 0,
+        tick: 1235,
+        checksum: w.checksum(),
+        server_time_us: 0,
+        delta,
+        events: vec![GameEvent::Died {
+            id: 1,
+            killer: Some(2),
+            cause: DeathCause::Body,
+        }],
+    }))));
     assert_eq!(app.view.as_ref().unwrap().tick(), 1235, "the delta applied");
     let s = screen(&app, 120, 40);
     assert!(s.contains("respawn in 1.5 s"), "{s}");
@@ -249,11 +247,10 @@ fn death_and_respawn_countdown() {
 #[test]
 fn reconnecting_banner_keeps_the_world() {
     let mut app = game(Some(1), ColorMode::Ansi16, false);
-    app.on_client(
-        ClientEvent::Disconnected {
-            reason: "connection reset".into(),
-            retrying: true,
-        });
+    app.on_client(ClientEvent::Disconnected {
+        reason: "connection reset".into(),
+        retrying: true,
+    });
     app.on_client(ClientEvent::Connecting { attempt: 3 });
     insta::assert_snapshot!(screen(&app, 100, 30));
 }
@@ -347,30 +344,27 @@ fn errors_are_screens() {
         Some("lobby".into()),
         false,
     );
-    app.on_client(
-        ClientEvent::Closed {
-            reason: ClosedReason::Refused {
-                code: "room_full".into(),
-                message: "room lobby is full (16 players)".into(),
-            },
-        });
+    app.on_client(ClientEvent::Closed {
+        reason: ClosedReason::Refused {
+            code: "room_full".into(),
+            message: "room lobby is full (16 players)".into(),
+        },
+    });
     insta::assert_snapshot!("error_room_full", screen(&app, 60, 20));
-    app.on_client(
-        ClientEvent::Closed {
-            reason: ClosedReason::Unreachable("connection refused".into()),
-        });
+    app.on_client(ClientEvent::Closed {
+        reason: ClosedReason::Unreachable("connection refused".into()),
+    });
     insta::assert_snapshot!("error_unreachable", screen(&app, 60, 20));
     for (code, title) in [
         ("version_mismatch", "Version mismatch"),
         ("kicked", "Kicked"),
     ] {
-        app.on_client(
-            ClientEvent::Closed {
-                reason: ClosedReason::Refused {
-                    code: code.into(),
-                    message: "x".into(),
-                },
-            });
+        app.on_client(ClientEvent::Closed {
+            reason: ClosedReason::Refused {
+                code: code.into(),
+                message: "x".into(),
+            },
+        });
         assert!(screen(&app, 60, 20).contains(title), "{code}");
     }
 }
@@ -482,7 +476,9 @@ fn the_hud_colors_frame_age_and_input_latency_by_their_thresholds() {
     };
     app.on_client(ClientEvent::Lag(Box::new(lag(slow))));
     let buf = draw(&app, 120, 40);
-    let line: String = (0..120).map(|x| buf[(x, 39)].symbol().to_string()).collect();
+    let line: String = (0..120)
+        .map(|x| buf[(x, 39)].symbol().to_string())
+        .collect();
     let fg_of = |word: &str| {
         let x = line.find(word).map(|i| line[..i].chars().count()).unwrap() as u16;
         buf[(x, 39)].fg
@@ -498,7 +494,9 @@ fn net_panel_shows_the_last_minute() {
     press(&mut app, KeyCode::Char('n'));
     assert!(app.net_panel);
     let s = screen(&app, 120, 40);
-    for word in ["Net", "RTT", "age", "input", "jitter", "down", "req/s", "offset"] {
+    for word in [
+        "Net", "RTT", "age", "input", "jitter", "down", "req/s", "offset",
+    ] {
         assert!(s.contains(word), "{word}:\n{s}");
     }
     insta::assert_snapshot!(s);
@@ -514,19 +512,50 @@ fn compare(colors: ColorMode, ascii: bool) -> App {
     let mut app = App::new(session(false), Theme::new(colors, ascii), None, false);
     app.start_compare("lobby".into());
     let timelines = [
-        (Timeline { rtt_ms: 1, age_ms: 1, input_ms: 52, ..Timeline::default() }, BotPhase::Playing, 7),
         (
-            Timeline { rtt_ms: 2, age_ms: 1, input_ms: 0, bytes_per_s: 9_800, requests_per_s: 1, ..Timeline::default() },
+            Timeline {
+                rtt_ms: 1,
+                age_ms: 1,
+                input_ms: 52,
+                ..Timeline::default()
+            },
+            BotPhase::Playing,
+            7,
+        ),
+        (
+            Timeline {
+                rtt_ms: 2,
+                age_ms: 1,
+                input_ms: 0,
+                bytes_per_s: 9_800,
+                requests_per_s: 1,
+                ..Timeline::default()
+            },
             BotPhase::Watching,
             0,
         ),
         (
-            Timeline { rtt_ms: 3, age_ms: 2, input_ms: 55, bytes_per_s: 14_500, requests_per_s: 21, ..Timeline::default() },
+            Timeline {
+                rtt_ms: 3,
+                age_ms: 2,
+                input_ms: 55,
+                bytes_per_s: 14_500,
+                requests_per_s: 21,
+                ..Timeline::default()
+            },
             BotPhase::Playing,
             4,
         ),
         (
-            Timeline { rtt_ms: 130, age_ms: 10, input_ms: 170, burst: 5, bytes_per_s: 6_200, requests_per_s: 5, ..Timeline::default() },
+            Timeline {
+                rtt_ms: 130,
+                age_ms: 10,
+                input_ms: 170,
+                burst: 5,
+                bytes_per_s: 6_200,
+                requests_per_s: 5,
+                ..Timeline::default()
+            },
             BotPhase::Reconnecting("reset".into()),
             0,
         ),
@@ -550,7 +579,14 @@ fn compare_view_120x40() {
     let app = compare(ColorMode::Ansi16, false);
     assert_eq!(app.screen, Screen::Compare);
     let s = screen(&app, 120, 40);
-    for word in ["WebSocket", "SSE", "long-poll", "short poll", "no upstream", "GET /api/time"] {
+    for word in [
+        "WebSocket",
+        "SSE",
+        "long-poll",
+        "short poll",
+        "no upstream",
+        "GET /api/time",
+    ] {
         assert!(s.contains(word), "{word}:\n{s}");
     }
     insta::assert_snapshot!(s);
@@ -561,7 +597,15 @@ fn compare_view_degrades_on_small_terminals() {
     let app = compare(ColorMode::Ansi16, false);
     let s = screen(&app, 60, 20);
     // The core figures stay; less important rows go first.
-    for word in ["RTT p50", "age p50", "age p99", "input p50", "jitter", "req/s", "down"] {
+    for word in [
+        "RTT p50",
+        "age p50",
+        "age p99",
+        "input p50",
+        "jitter",
+        "req/s",
+        "down",
+    ] {
         assert!(s.contains(word), "{word}:\n{s}");
     }
     insta::assert_snapshot!("compare_view_60x20", s);
@@ -583,5 +627,10 @@ fn compare_view_in_ascii_and_without_colors() {
     insta::assert_snapshot!(s);
     // With colors, the slow short poll is yellow or red somewhere.
     let colored = draw(&compare(ColorMode::Ansi16, false), 120, 40);
-    assert!(colored.content.iter().any(|c| c.fg == Color::LightRed || c.fg == Color::LightYellow));
+    assert!(
+        colored
+            .content
+            .iter()
+            .any(|c| c.fg == Color::LightRed || c.fg == Color::LightYellow)
+    );
 }
