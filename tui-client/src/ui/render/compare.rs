@@ -339,8 +339,20 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         .spacing(1)
         .split(Rect { height: 1, ..inner });
 
-    // Keep the most important rows that fit, in display order.
-    let all = rows();
+    // Keep the most important rows that fit, in display order; a
+    // mechanism line no column needs is no row.
+    let label_cols: Vec<u16> = cols[1..].iter().map(|r| r.width).collect();
+    let mech_lines = cmp
+        .columns
+        .iter()
+        .zip(&label_cols)
+        .map(|(c, &w)| wrap(&mechanism(c.transport), w as usize, 3).len())
+        .max()
+        .unwrap_or(0);
+    let all: Vec<Row> = rows()
+        .into_iter()
+        .filter(|r| !matches!(r.kind, RowKind::Mechanism(n) if n >= mech_lines))
+        .collect();
     let mut keep = vec![false; all.len()];
     let mut budget = inner.height;
     let mut order: Vec<usize> = (0..all.len()).collect();

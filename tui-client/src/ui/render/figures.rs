@@ -56,7 +56,7 @@ pub fn ms(us: u64) -> String {
 
 /// Bytes per second, short: `812 B/s`, `2.1 kB/s`, `1.3 MB/s`.
 pub fn rate(bytes_per_s: f64) -> String {
-    if bytes_per_s < 1000.0 {
+    if bytes_per_s < 999.5 {
         format!("{bytes_per_s:.0} B/s")
     } else if bytes_per_s < 1_000_000.0 {
         format!("{:.1} kB/s", bytes_per_s / 1000.0)
@@ -68,7 +68,7 @@ pub fn rate(bytes_per_s: f64) -> String {
 /// Bytes, short: `812 B`, `2.1 kB`, `1.3 MB`.
 pub fn bytes(n: u64) -> String {
     let n = n as f64;
-    if n < 1000.0 {
+    if n < 999.5 {
         format!("{n:.0} B")
     } else if n < 1e6 {
         format!("{:.1} kB", n / 1000.0)
