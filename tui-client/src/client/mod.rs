@@ -129,7 +129,8 @@ pub struct ClientConfig {
     /// Delay every byte to and from the server (a bad network on purpose).
     pub conditioner: Option<Conditioner>,
     /// How often to report [`ClientEvent::Lag`] while connected; `None`:
-    /// only once, just before `Closed` (what a report needs).
+    /// only once, just before `Closed`, with whole-run figures only (what
+    /// a report needs; the meter then keeps no sliding window).
     pub lag_every: Option<Duration>,
 }
 

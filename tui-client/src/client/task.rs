@@ -92,7 +92,12 @@ async fn run_inner(
         traffic: traffic.clone(),
     };
     let mut meter = Meter {
-        lag: LagMeter::new(),
+        // Without live reports nobody reads the window: keep the run only.
+        lag: if config.lag_every.is_some() {
+            LagMeter::new()
+        } else {
+            LagMeter::run_only()
+        },
         traffic,
         every: config.lag_every.map(|d| {
             let mut i = tokio::time::interval(d);

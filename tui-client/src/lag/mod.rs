@@ -281,6 +281,19 @@ impl LagMeter {
         LagMeter::default()
     }
 
+    /// A meter for reports only: whole-run figures, no sliding window (its
+    /// `window` figures stay empty), a quarter of the memory (about 40 KiB
+    /// once every figure has samples), for runs of many bots.
+    pub fn run_only() -> LagMeter {
+        LagMeter {
+            rtt: Series::run_only(),
+            frame_age: Series::run_only(),
+            input: Series::run_only(),
+            jitter: Series::run_only(),
+            ..LagMeter::default()
+        }
+    }
+
     /// Moves the window and the history on to `now`.
     fn advance(&mut self, now: u64) {
         self.history.advance(now);

@@ -109,15 +109,27 @@ pub struct Series {
     slots: [Option<Histogram<u32>>; SLOTS],
     current: usize,
     run: Option<Histogram<u32>>,
+    /// Only the run is kept (a report needs no live window).
+    run_only: bool,
 }
 
 impl Series {
+    /// A series that keeps only the whole run: a quarter of the memory.
+    pub fn run_only() -> Series {
+        Series {
+            run_only: true,
+            ..Series::default()
+        }
+    }
+
     /// Records one sample (clamped to `0..=MAX_US`).
     pub fn record(&mut self, us: u64) {
         let us = us.min(MAX_US);
-        self.slots[self.current]
-            .get_or_insert_with(histogram)
-            .saturating_record(us);
+        if !self.run_only {
+            self.slots[self.current]
+                .get_or_insert_with(histogram)
+                .saturating_record(us);
+        }
         self.run.get_or_insert_with(histogram).saturating_record(us);
     }
 
@@ -210,6 +222,14 @@ mod tests {
         s.record(7_000);
         assert_eq!(s.window().count, 1);
         assert_eq!(s.run().count, 2);
+    }
+
+    #[test]
+    fn a_run_only_series_has_no_window() {
+        let mut s = Series::run_only();
+        s.record(1_000);
+        assert_eq!(s.window().count, 0);
+        assert_eq!(s.run().count, 1);
     }
 
     #[test]

@@ -342,3 +342,14 @@ fn a_report_summary_is_the_whole_run() {
     assert_eq!(v["rtt"]["count"], 1);
     assert_eq!(v["offset_ms"], 5_000.0);
 }
+
+#[test]
+fn a_report_only_meter_keeps_the_run_and_no_window() {
+    let mut m = LagMeter::run_only();
+    m.handle_connected(10 * S);
+    m.handle_server(&welcome(20, false), 10 * S);
+    pong(&mut m, 10 * S, 5 * MS, 5 * MS);
+    let s = m.snapshot(11 * S);
+    assert_eq!(s.run.rtt.count, 1);
+    assert_eq!(s.window.rtt.count, 0);
+}
