@@ -237,6 +237,52 @@ impl Report {
         writeln!(out)
     }
 
+    /// The per-transport table of the text report (milliseconds).
+    fn write_transports(&self, out: &mut impl Write) -> io::Result<()> {
+        if let Some(c) = &self.conditioner {
+            writeln!(out, "conditioner: {c}")?;
+        }
+        writeln!(
+            out,
+            "{:<9} {:>4} {:>15} {:>15} {:>15} {:>15} {:>7} {:>9} {:>7} {:>6} {:>6} {:>6}",
+            "transport",
+            "bots",
+            "rtt p50/p99",
+            "age p50/p99",
+            "input p50/p99",
+            "jitter p50/p99",
+            "req/s",
+            "B/s down",
+            "B/s up",
+            "resync",
+            "reconn",
+            "desync"
+        )?;
+        let pair = |p: &Percentiles| match (p.p50(), p.p99()) {
+            (Some(a), Some(b)) => format!("{}/{}", ms(a), ms(b)),
+            _ => "-".to_string(),
+        };
+        for t in &self.transports {
+            writeln!(
+                out,
+                "{:<9} {:>4} {:>15} {:>15} {:>15} {:>15} {:>7.1} {:>9.0} {:>7.0} {:>6} {:>6} {:>6}",
+                t.transport,
+                t.bots,
+                pair(&t.rtt),
+                pair(&t.frame_age),
+                pair(&t.input_latency),
+                pair(&t.jitter),
+                t.requests_per_s,
+                t.bytes_down_per_s,
+                t.bytes_up_per_s,
+                t.resyncs,
+                t.reconnects,
+                t.desyncs
+            )?;
+        }
+        Ok(())
+    }
+
     /// Writes the report as a table for people.
     pub fn write_text(&self, mut out: impl Write) -> io::Result<()> {
         writeln!(
@@ -312,54 +358,6 @@ impl Report {
             t.errors,
             if self.ok { "OK" } else { "FAILED" }
         )
-    }
-}
-
-impl Report {
-    /// The per-transport table of the text report (milliseconds).
-    fn write_transports(&self, out: &mut impl Write) -> io::Result<()> {
-        if let Some(c) = &self.conditioner {
-            writeln!(out, "conditioner: {c}")?;
-        }
-        writeln!(
-            out,
-            "{:<9} {:>4} {:>15} {:>15} {:>15} {:>15} {:>7} {:>9} {:>7} {:>6} {:>6} {:>6}",
-            "transport",
-            "bots",
-            "rtt p50/p99",
-            "age p50/p99",
-            "input p50/p99",
-            "jitter p50/p99",
-            "req/s",
-            "B/s down",
-            "B/s up",
-            "resync",
-            "reconn",
-            "desync"
-        )?;
-        let pair = |p: &Percentiles| match (p.p50(), p.p99()) {
-            (Some(a), Some(b)) => format!("{}/{}", ms(a), ms(b)),
-            _ => "-".to_string(),
-        };
-        for t in &self.transports {
-            writeln!(
-                out,
-                "{:<9} {:>4} {:>15} {:>15} {:>15} {:>15} {:>7.1} {:>9.0} {:>7.0} {:>6} {:>6} {:>6}",
-                t.transport,
-                t.bots,
-                pair(&t.rtt),
-                pair(&t.frame_age),
-                pair(&t.input_latency),
-                pair(&t.jitter),
-                t.requests_per_s,
-                t.bytes_down_per_s,
-                t.bytes_up_per_s,
-                t.resyncs,
-                t.reconnects,
-                t.desyncs
-            )?;
-        }
-        Ok(())
     }
 }
 
