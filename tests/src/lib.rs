@@ -21,6 +21,7 @@ use tui_client::bot::{BotKind, Brain};
 use tui_client::client::{
     self, ClientConfig, ClientEvent, ClientHandle, ClosedReason, TransportKind,
 };
+use tui_client::lag::LagSnapshot;
 use tui_client::view::{GameView, Handled};
 
 /// Bound on any single wait. Generous: it only matters when something broke.
@@ -118,6 +119,8 @@ pub struct Probe {
     pub transports: Vec<(TransportKind, String)>,
     /// Every chat line received: `(from, text)`.
     pub chats: Vec<(String, String)>,
+    /// The latest lag figures the client reported.
+    pub lag: Option<Box<LagSnapshot>>,
 }
 
 impl Probe {
@@ -140,6 +143,7 @@ impl Probe {
             closed: None,
             transports: Vec::new(),
             chats: Vec::new(),
+            lag: None,
         }
     }
 
@@ -173,6 +177,7 @@ impl Probe {
             ClientEvent::TransportChosen { transport, reason } => {
                 self.transports.push((*transport, reason.clone()));
             }
+            ClientEvent::Lag(lag) => self.lag = Some(lag.clone()),
             ClientEvent::Connecting { .. } => {}
         }
         ev

@@ -19,7 +19,8 @@ fn options(server: Option<String>, format: Format) -> HeadlessOptions {
         name_prefix: "bot".into(),
         duration: Duration::from_secs(2),
         format,
-        transport: TransportKind::Ws,
+        transports: vec![TransportKind::Ws],
+        conditioner: None,
         seed: 11,
         embedded: EmbeddedOptions {
             tick_rate: Some(FAST_TICKS),

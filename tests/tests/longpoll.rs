@@ -195,7 +195,8 @@ async fn headless_bots_report_ok_over_every_http_transport() {
             name_prefix: name.into(),
             duration: Duration::from_secs(2),
             format: Format::Json,
-            transport,
+            transports: vec![transport],
+            conditioner: None,
             seed: 5,
             embedded: EmbeddedOptions::default(),
         };

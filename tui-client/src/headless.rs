@@ -1,18 +1,20 @@
 //! Headless mode: N bots play a room for a bounded time over the real
-//! client stack, then one report says what every bot saw. Without a server
-//! URL it starts an embedded one. Printing is the caller's business: the
-//! report writes itself to any [`std::io::Write`].
+//! client stack, then one report says what every bot saw and, per
+//! transport, what the transport cost (lag percentiles, bytes, requests).
+//! Without a server URL it starts an embedded one. Printing is the
+//! caller's business: the report writes itself to any [`std::io::Write`].
 
 use std::future::Future;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use protocol::Format;
+use protocol::{Format, Role};
 use serde::Serialize;
 
 use crate::bot::{BotConfig, BotMix, BotStats, Swarm};
-use crate::client::TransportKind;
+use crate::client::{Conditioner, TransportKind};
 use crate::embedded::{EmbeddedOptions, EmbeddedServer};
+use crate::lag::{LagTotals, Percentiles};
 
 /// What a headless run does.
 #[derive(Clone, Debug)]
@@ -31,8 +33,12 @@ pub struct HeadlessOptions {
     pub duration: Duration,
     /// Wire format of every bot.
     pub format: Format,
-    /// Transport of every bot.
-    pub transport: TransportKind,
+    /// Transports, spread over the bots in turn (bot `i` gets
+    /// `transports[i % len]`; empty means WebSocket). A bot over SSE
+    /// watches: SSE carries no input.
+    pub transports: Vec<TransportKind>,
+    /// Delay every bot's traffic (see [`Conditioner`]).
+    pub conditioner: Option<Conditioner>,
     /// Bot `i` (from 0) seeds its brain with `seed + i`.
     pub seed: u64,
     /// Settings of the embedded server (ignored with `server`).
@@ -75,8 +81,93 @@ pub struct Totals {
     pub errors: u64,
 }
 
-/// The one document a headless run prints.
+/// What one transport cost, over every bot that used it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TransportReport {
+    /// `ws`, `sse`, `longpoll` or `poll`.
+    pub transport: String,
+    /// Bots over it.
+    pub bots: u32,
+    /// Round trip (SSE: of `GET /api/time` probes).
+    pub rtt: Percentiles,
+    /// Receive time - (server send time + clock offset), every frame.
+    pub frame_age: Percentiles,
+    /// Key press to the first frame that acknowledges it (none over SSE).
+    pub input_latency: Percentiles,
+    /// Spread of frame arrivals around the tick interval.
+    pub jitter: Percentiles,
+    /// Bytes received, all bots.
+    pub bytes_down: u64,
+    /// Bytes sent, all bots.
+    pub bytes_up: u64,
+    /// HTTP requests, all bots (a WebSocket counts its upgrade).
+    pub requests: u64,
+    /// Bytes received per second, per bot.
+    pub bytes_down_per_s: f64,
+    /// Bytes sent per second, per bot.
+    pub bytes_up_per_s: f64,
+    /// Requests per second, per bot.
+    pub requests_per_s: f64,
+    /// Frames received.
+    pub frames: u64,
+    /// Keyframes other than the first after each welcome.
+    pub resyncs: u64,
+    /// Reconnects (and streams resumed by the link).
+    pub reconnects: u64,
+    /// Frames whose checksum did not match.
+    pub desyncs: u64,
+}
+
+/// Adds up the bots of each transport, in the order they first appear.
+fn per_transport(bots: &[BotStats]) -> Vec<TransportReport> {
+    let mut order: Vec<(String, LagTotals, u64)> = Vec::new();
+    for b in bots {
+        let i = match order.iter().position(|(t, ..)| *t == b.transport) {
+            Some(i) => i,
+            None => {
+                order.push((b.transport.clone(), LagTotals::default(), 0));
+                order.len() - 1
+            }
+        };
+        let (_, totals, desyncs) = &mut order[i];
+        if let Some(lag) = &b.lag_run {
+            totals.add(lag);
+        }
+        *desyncs += b.desyncs;
+    }
+    order
+        .into_iter()
+        .map(|(transport, t, desyncs)| {
+            let figures = t.figures();
+            let (counts, traffic, rates) = (t.counts(), t.traffic(), t.rates_per_client());
+            TransportReport {
+                bots: bots.iter().filter(|b| b.transport == transport).count() as u32,
+                transport,
+                rtt: figures.rtt,
+                frame_age: figures.frame_age,
+                input_latency: figures.input_latency,
+                jitter: figures.jitter,
+                bytes_down: traffic.bytes_down,
+                bytes_up: traffic.bytes_up,
+                requests: traffic.requests,
+                bytes_down_per_s: round1(rates.bytes_down_per_s),
+                bytes_up_per_s: round1(rates.bytes_up_per_s),
+                requests_per_s: round1(rates.requests_per_s * 10.0) / 10.0,
+                frames: counts.frames,
+                resyncs: counts.resyncs,
+                reconnects: counts.reconnects,
+                desyncs,
+            }
+        })
+        .collect()
+}
+
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+/// The one document a headless run prints.
+#[derive(Clone, Debug, Serialize)]
 pub struct Report {
     /// Server URL played on (the embedded one's when started here).
     pub server: String,
@@ -88,6 +179,10 @@ pub struct Report {
     pub duration_s: f64,
     /// True when Ctrl-C (or the caller) ended the run early.
     pub interrupted: bool,
+    /// The conditioner every bot's traffic went through, if any.
+    pub conditioner: Option<String>,
+    /// Per transport: what it cost.
+    pub transports: Vec<TransportReport>,
     /// Per bot, in start order.
     pub bots: Vec<BotStats>,
     /// Sums.
@@ -103,6 +198,7 @@ impl Report {
         room: String,
         elapsed: Duration,
         interrupted: bool,
+        conditioner: Option<Conditioner>,
         bots: Vec<BotStats>,
     ) -> Report {
         let mut t = Totals {
@@ -127,6 +223,8 @@ impl Report {
             room,
             duration_s: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
             interrupted,
+            conditioner: conditioner.map(|c| c.to_string()),
+            transports: per_transport(&bots),
             bots,
             totals: t,
             ok,
@@ -137,6 +235,52 @@ impl Report {
     pub fn write_json(&self, mut out: impl Write) -> io::Result<()> {
         serde_json::to_writer_pretty(&mut out, self)?;
         writeln!(out)
+    }
+
+    /// The per-transport table of the text report (milliseconds).
+    fn write_transports(&self, out: &mut impl Write) -> io::Result<()> {
+        if let Some(c) = &self.conditioner {
+            writeln!(out, "conditioner: {c}")?;
+        }
+        writeln!(
+            out,
+            "{:<9} {:>4} {:>15} {:>15} {:>15} {:>15} {:>7} {:>9} {:>7} {:>6} {:>6} {:>6}",
+            "transport",
+            "bots",
+            "rtt p50/p99",
+            "age p50/p99",
+            "input p50/p99",
+            "jitter p50/p99",
+            "req/s",
+            "B/s down",
+            "B/s up",
+            "resync",
+            "reconn",
+            "desync"
+        )?;
+        let pair = |p: &Percentiles| match (p.p50(), p.p99()) {
+            (Some(a), Some(b)) => format!("{}/{}", ms(a), ms(b)),
+            _ => "-".to_string(),
+        };
+        for t in &self.transports {
+            writeln!(
+                out,
+                "{:<9} {:>4} {:>15} {:>15} {:>15} {:>15} {:>7.1} {:>9.0} {:>7.0} {:>6} {:>6} {:>6}",
+                t.transport,
+                t.bots,
+                pair(&t.rtt),
+                pair(&t.frame_age),
+                pair(&t.input_latency),
+                pair(&t.jitter),
+                t.requests_per_s,
+                t.bytes_down_per_s,
+                t.bytes_up_per_s,
+                t.resyncs,
+                t.reconnects,
+                t.desyncs
+            )?;
+        }
+        Ok(())
     }
 
     /// Writes the report as a table for people.
@@ -199,6 +343,7 @@ impl Report {
                 writeln!(out, "error: {}: {e}", b.name)?;
             }
         }
+        self.write_transports(&mut out)?;
         let t = &self.totals;
         writeln!(
             out,
@@ -213,6 +358,15 @@ impl Report {
             t.errors,
             if self.ok { "OK" } else { "FAILED" }
         )
+    }
+}
+
+/// Milliseconds, one decimal under 100.
+fn ms(us: u64) -> String {
+    if us < 100_000 {
+        format!("{:.1}", us as f64 / 1000.0)
+    } else {
+        format!("{}", us / 1000)
     }
 }
 
@@ -245,8 +399,18 @@ pub async fn run(
         opts.seed,
         opts.format,
     );
-    for c in &mut configs {
-        c.client.transport = opts.transport;
+    let transports = if opts.transports.is_empty() {
+        vec![TransportKind::Ws]
+    } else {
+        opts.transports.clone()
+    };
+    for (i, c) in configs.iter_mut().enumerate() {
+        let t = transports[i % transports.len()];
+        c.client.transport = t;
+        if !t.can_play() {
+            c.client.role = Role::Spectator;
+        }
+        c.client.conditioner = opts.conditioner;
     }
     let started = Instant::now();
     let mut swarm = Swarm::spawn(configs);
@@ -267,6 +431,7 @@ pub async fn run(
         opts.room,
         elapsed,
         interrupted,
+        opts.conditioner,
         bots,
     ))
 }
@@ -299,6 +464,7 @@ mod tests {
             "lobby".into(),
             Duration::from_secs(1),
             false,
+            None,
             bots,
         )
     }

@@ -6,5 +6,6 @@ pub mod bot;
 pub mod client;
 pub mod embedded;
 pub mod headless;
+pub mod lag;
 pub mod ui;
 pub mod view;

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use protocol::{Format, Mode};
 use tui_client::bot::BotMix;
-use tui_client::client::TransportKind;
+use tui_client::client::{Conditioner, TransportKind};
 use tui_client::embedded::EmbeddedOptions;
 use tui_client::headless::{self, HeadlessOptions};
 use tui_client::ui::{self, UiOptions};
@@ -37,9 +37,20 @@ struct Cli {
     #[arg(long)]
     room: Option<String>,
     /// Transport to the server (default: ws to play, sse to watch; sse
-    /// carries no input, so it is for --spectate only).
+    /// carries no input, so it is for --spectate only). Headless, `all`
+    /// spreads the bots over ws, sse (watching), longpoll and poll.
     #[arg(long, value_enum)]
     transport: Option<TransportArg>,
+    /// Show every transport side by side on one room (one observer each:
+    /// ws, sse, longpoll and poll) instead of playing.
+    #[arg(long, conflicts_with = "headless")]
+    compare: bool,
+    /// A bad network on purpose: delay every byte to and from the server
+    /// by `latency` (one way, each direction) ± `jitter`, in order, e.g.
+    /// `latency=40ms,jitter=10ms`. For the TUI, the compare view and
+    /// headless bots alike.
+    #[arg(long, value_name = "latency=..,jitter=..", value_parser = parse_conditioner)]
+    conditioner: Option<Conditioner>,
     /// Time between polls of `--transport poll`, in milliseconds.
     #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     poll_interval_ms: u64,
@@ -99,18 +110,38 @@ enum TransportArg {
     Poll,
     /// WebSocket, falling back to long-poll when it is refused.
     Auto,
+    /// Headless only: the bots spread over ws, sse, longpoll and poll.
+    All,
 }
 
 impl TransportArg {
-    fn kind(self, poll_interval_ms: u64) -> TransportKind {
+    /// The transports this choice means (`all`: every one).
+    fn kinds(self, poll_interval_ms: u64) -> Vec<TransportKind> {
+        let poll = TransportKind::Poll {
+            interval: Duration::from_millis(poll_interval_ms),
+        };
         match self {
-            TransportArg::Ws => TransportKind::Ws,
-            TransportArg::Sse => TransportKind::Sse,
-            TransportArg::Longpoll => TransportKind::LongPoll,
-            TransportArg::Auto => TransportKind::Auto,
-            TransportArg::Poll => TransportKind::Poll {
-                interval: Duration::from_millis(poll_interval_ms),
-            },
+            TransportArg::Ws => vec![TransportKind::Ws],
+            TransportArg::Sse => vec![TransportKind::Sse],
+            TransportArg::Longpoll => vec![TransportKind::LongPoll],
+            TransportArg::Auto => vec![TransportKind::Auto],
+            TransportArg::Poll => vec![poll],
+            TransportArg::All => vec![
+                TransportKind::Ws,
+                TransportKind::Sse,
+                TransportKind::LongPoll,
+                poll,
+            ],
+        }
+    }
+
+    /// The one transport of a single client.
+    fn kind(self, poll_interval_ms: u64) -> anyhow::Result<TransportKind> {
+        match self.kinds(poll_interval_ms).as_slice() {
+            [one] => Ok(*one),
+            _ => bail!(
+                "--transport all is for --headless (or see every transport at once with --compare)"
+            ),
         }
     }
 }
@@ -133,6 +164,11 @@ fn parse_mix(s: &str) -> Result<BotMix, String> {
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
     s.parse()
+}
+
+fn parse_conditioner(s: &str) -> Result<Conditioner, String> {
+    s.parse()
+        .map_err(|e: tui_client::client::conditioner::ConditionerError| e.to_string())
 }
 
 /// The login name, sanitised, or `player`.
@@ -181,9 +217,10 @@ async fn run_headless(cli: Cli) -> anyhow::Result<ExitCode> {
             FormatArg::Json => Format::Json,
             FormatArg::Bincode => Format::Bincode,
         },
-        transport: cli
+        transports: cli
             .transport
-            .map_or(TransportKind::Ws, |t| t.kind(cli.poll_interval_ms)),
+            .map_or(vec![TransportKind::Ws], |t| t.kinds(cli.poll_interval_ms)),
+        conditioner: cli.conditioner,
         seed: cli.seed,
         embedded: EmbeddedOptions {
             tick_rate: cli.tick_rate,
@@ -216,9 +253,17 @@ async fn main() -> anyhow::Result<ExitCode> {
     if cli.headless {
         return run_headless(cli).await;
     }
-    if matches!(cli.transport, Some(TransportArg::Sse)) && !cli.spectate {
+    if matches!(cli.transport, Some(TransportArg::Sse)) && !cli.spectate && !cli.compare {
         bail!("--transport sse carries no input, so it can only watch: add --spectate");
     }
+    let transport = match cli.transport {
+        None | Some(TransportArg::Sse) => TransportKind::Ws,
+        Some(t) => t.kind(cli.poll_interval_ms)?,
+    };
+    let watch_transport = match cli.transport {
+        None => TransportKind::Sse,
+        Some(t) => t.kind(cli.poll_interval_ms)?,
+    };
     let options = UiOptions {
         room: cli
             .room
@@ -230,13 +275,8 @@ async fn main() -> anyhow::Result<ExitCode> {
         spectate: cli.spectate,
         ascii: cli.ascii,
         bots: cli.bots,
-        transport: match cli.transport {
-            None | Some(TransportArg::Sse) => TransportKind::Ws,
-            Some(t) => t.kind(cli.poll_interval_ms),
-        },
-        watch_transport: cli
-            .transport
-            .map_or(TransportKind::Sse, |t| t.kind(cli.poll_interval_ms)),
+        transport,
+        watch_transport,
         embedded: EmbeddedOptions {
             tick_rate: cli.tick_rate,
             map: cli.map,
@@ -245,6 +285,9 @@ async fn main() -> anyhow::Result<ExitCode> {
             port: None,
         },
         seed: cli.seed,
+        compare: cli.compare,
+        poll_interval: Duration::from_millis(cli.poll_interval_ms),
+        conditioner: cli.conditioner,
     };
     ui::run(options).await?;
     Ok(ExitCode::SUCCESS)

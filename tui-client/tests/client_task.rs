@@ -325,6 +325,8 @@ async fn an_unreachable_server_is_given_up_after_a_few_tries() {
                 attempts += 1;
                 assert_eq!(attempt, attempts);
             }
+            // The final figures (nothing measured) come before the close.
+            ClientEvent::Lag(lag) => assert_eq!(lag.counts.frames, 0),
             ClientEvent::Closed { reason } => break reason,
             e => panic!("unexpected {e:?}"),
         }

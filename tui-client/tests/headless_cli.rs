@@ -77,3 +77,61 @@ fn headless_exit_code_is_non_zero_when_bots_cannot_play() {
         );
     }
 }
+
+#[test]
+fn transport_all_spreads_the_bots_and_reports_each_transport_conditioned() {
+    let (status, r) = headless(&[
+        "--bots",
+        "4",
+        "--bot",
+        "survival",
+        "--duration",
+        "3",
+        "--transport",
+        "all",
+        "--poll-interval-ms",
+        "100",
+        "--conditioner",
+        "latency=40ms",
+    ]);
+    assert!(status.success(), "{r:#}");
+    assert_eq!(r["conditioner"], "+40 ms each way");
+    let transports: Vec<_> = r["transports"]
+        .as_array()
+        .expect("per-transport figures")
+        .iter()
+        .map(|t| t["transport"].as_str().unwrap())
+        .collect();
+    assert_eq!(transports, ["ws", "sse", "longpoll", "poll"]);
+    for t in r["transports"].as_array().unwrap() {
+        // A round trip crosses the 40 ms delay twice.
+        let rtt = t["rtt"]["p50_ms"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{t:#}"));
+        assert!(rtt >= 80.0, "{t:#}");
+        for key in ["p50_ms", "p95_ms", "p99_ms"] {
+            assert!(t["frame_age"][key].as_f64().unwrap() >= 35.0, "{t:#}");
+        }
+        assert!(t["bytes_down"].as_u64().unwrap() > 0, "{t:#}");
+        assert!(t["requests"].as_u64().unwrap() >= 1, "{t:#}");
+    }
+    let roles: Vec<_> = r["bots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["player", "spectator", "player", "player"]);
+    assert!(r["bots"][0]["lag"]["rtt"]["count"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_bad_conditioner_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tui-client"))
+        .args(["--headless", "--conditioner", "loss=5%"])
+        .output()
+        .expect("run tui-client");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown setting `loss`"), "{err}");
+}

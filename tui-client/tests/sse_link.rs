@@ -1,7 +1,8 @@
 //! The SSE transport against a scripted HTTP peer on 127.0.0.1: CRLF line
 //! ends split across reads, comments and `retry`, the welcome turned into
 //! `Welcome` + `Snapshot`, and an `EventSource`-style reconnect that sends
-//! `Last-Event-ID` and continues without a second welcome.
+//! `Last-Event-ID` and continues without a second welcome; its pings turn
+//! into `GET /api/time` probes answered as pongs.
 
 use std::time::Duration;
 
@@ -58,31 +59,53 @@ fn welcome_event(tick: u64) -> Vec<u8> {
     format_event("welcome", Some(tick), &encode(Format::Json, &w)).to_vec()
 }
 
-/// Accepts one request; returns the socket and the request head, lower-cased.
-async fn accept(l: &TcpListener) -> (TcpStream, String) {
-    let (mut s, _) = tokio::time::timeout(WAIT, l.accept())
+/// Accepts the next stream request, answering clock probes on the way
+/// (and counting them); returns the socket and the request head, lower-cased.
+async fn accept(l: &TcpListener, probes: &mut u32) -> (TcpStream, String) {
+    loop {
+        let (mut s, _) = tokio::time::timeout(WAIT, l.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut b = [0u8; 1];
+            assert_eq!(s.read(&mut b).await.unwrap(), 1, "request cut short");
+            head.push(b[0]);
+        }
+        let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+        if head.starts_with("get /api/time ") {
+            *probes += 1;
+            let body = r#"{"server_time_us":2}"#;
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(resp.as_bytes()).await.unwrap();
+            continue;
+        }
+        s.write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+        )
         .await
-        .unwrap()
         .unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut b = [0u8; 1];
-        assert_eq!(s.read(&mut b).await.unwrap(), 1, "request cut short");
-        head.push(b[0]);
+        return (s, head);
     }
-    s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    (s, String::from_utf8(head).unwrap().to_ascii_lowercase())
 }
 
+/// The next event that is not about connecting, lag figures or a probe's pong.
 async fn next(rx: &mut tokio::sync::mpsc::Receiver<ClientEvent>) -> ClientEvent {
     loop {
         let ev = tokio::time::timeout(WAIT, rx.recv())
             .await
             .unwrap()
             .unwrap();
-        if !matches!(ev, ClientEvent::Connecting { .. }) {
+        if !matches!(
+            ev,
+            ClientEvent::Connecting { .. }
+                | ClientEvent::Lag(_)
+                | ClientEvent::Server(ServerMsg::Pong(_))
+        ) {
             return ev;
         }
     }
@@ -97,8 +120,9 @@ async fn crlf_split_stream_then_a_reconnect_with_last_event_id() {
     config.format = Format::Json;
     config.transport = TransportKind::Sse;
     let (handle, mut events) = client::spawn(config);
+    let mut probes = 0;
 
-    let (mut s, head) = accept(&l).await;
+    let (mut s, head) = accept(&l, &mut probes).await;
     assert!(head.starts_with("get /rooms/lobby/events "), "{head}");
     assert!(head.contains("accept: text/event-stream"), "{head}");
     assert!(!head.contains("last-event-id"), "{head}");
@@ -124,7 +148,7 @@ async fn crlf_split_stream_then_a_reconnect_with_last_event_id() {
     drop(s);
 
     // The link reconnects by itself with the last id and carries on.
-    let (mut s, head) = accept(&l).await;
+    let (mut s, head) = accept(&l, &mut probes).await;
     assert!(head.contains("last-event-id: 6\r\n"), "{head}");
     s.write_all(&tick_event(7)).await.unwrap();
     match next(&mut events).await {
@@ -136,4 +160,50 @@ async fn crlf_split_stream_then_a_reconnect_with_last_event_id() {
         next(&mut events).await,
         ClientEvent::Closed { .. }
     ));
+}
+
+#[tokio::test]
+async fn a_ping_over_sse_is_a_clock_probe_answered_as_a_pong() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let mut config = ClientConfig::new(url, "lobby", "eye");
+    config.role = Role::Spectator;
+    config.transport = TransportKind::Sse;
+    config.lag_every = None;
+    let (handle, mut events) = client::spawn(config);
+    let mut probes = 0;
+    let (mut s, _) = accept(&l, &mut probes).await;
+    s.write_all(&welcome_event(5)).await.unwrap();
+    // The session pings at once; the link asks the server clock.
+    let server = tokio::spawn(async move {
+        let mut probes = 0;
+        let _ = accept(&l, &mut probes).await;
+        probes
+    });
+    let pong = loop {
+        match tokio::time::timeout(WAIT, events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            ClientEvent::Server(ServerMsg::Pong(p)) => break p,
+            _ => continue,
+        }
+    };
+    assert_eq!(pong.server_time_us, 2, "the server clock of GET /api/time");
+    handle.leave();
+    let lag = loop {
+        match tokio::time::timeout(WAIT, events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            ClientEvent::Lag(l) => break l,
+            _ => continue,
+        }
+    };
+    assert!(lag.counts.pongs >= 1, "{:?}", lag.counts);
+    assert!(lag.traffic.requests >= 2, "the stream and the probe");
+    server.abort();
+    drop(s);
 }

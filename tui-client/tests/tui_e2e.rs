@@ -402,3 +402,66 @@ fn a_lost_connection_shows_reconnecting_and_resumes_the_same_snake() {
     g.assert_restored();
     rt.block_on(server.shutdown());
 }
+
+/// The cells of the compare view's row `label` that show a figure in ms.
+fn figures_in_row(screen: &str, label: &str) -> usize {
+    screen
+        .lines()
+        .find(|l| l.trim_start_matches(['│', '|']).starts_with(label))
+        .map_or(0, |l| l.matches(" ms").count())
+}
+
+#[test]
+fn compare_view_against_a_real_server_shows_every_transport_live() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt
+        .block_on(EmbeddedServer::start(EmbeddedOptions::default()))
+        .expect("start a server on 127.0.0.1:0");
+    let url = server.url().to_string();
+    let mut g = Game::start_with(120, 40, &[], &["--server", &url, "--compare"]);
+    g.text("Compare transports");
+    for name in [
+        "WebSocket",
+        "SSE",
+        "long-poll",
+        "short poll",
+        "GET every 250 ms",
+    ] {
+        g.text(name);
+    }
+    // Every observer connects and measures: RTT and frame age in all four
+    // columns, input latency in the three that can play.
+    let s = g.wait_for("figures in every column", |s| {
+        figures_in_row(s, "RTT p50") == 4
+            && figures_in_row(s, "age p50") == 4
+            && figures_in_row(s, "age p99") == 4
+            && figures_in_row(s, "input p50") == 3
+    });
+    assert!(s.contains("no upstream"), "{s}");
+    assert!(s.contains("playing") && s.contains("watching"), "{s}");
+    // They play in the room: the server lists them.
+    let rooms: serde_json::Value = rt.block_on(async {
+        reqwest::get(format!("{url}/api/rooms"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(rooms[0]["players"], 3, "{rooms}");
+    assert!(rooms[0]["spectators"].as_u64().unwrap() >= 1, "{rooms}");
+    // Small terminals keep the core rows.
+    g.resize(60, 20);
+    g.wait_for("the narrow compare view", |s| {
+        figures_in_row(s, "RTT p50") == 4 && s.contains("jitter")
+    });
+    // q goes back to the lobby (a remote server), q again quits.
+    g.send(b"q");
+    g.text("Tickwire lobby");
+    g.send(b"q");
+    let status = g.wait_exit();
+    assert!(status.success(), "exit status {status:?}");
+    g.assert_restored();
+    rt.block_on(server.shutdown());
+}

@@ -1,16 +1,18 @@
 //! Runs brains over the real client stack: one client task per bot, a
 //! [`GameView`] fed its events, a decision after every frame, and the
-//! figures headless reports show.
+//! figures headless reports show. A bot can also report live (its lag and
+//! its state) to a screen: the compare view's observers are bots.
 
 use std::time::Duration;
 
-use protocol::{Format, PlayerId, Score, ServerMsg};
+use protocol::{Format, PlayerId, Role, Score, ServerMsg};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::{BotKind, BotMix};
 use crate::client::{self, ClientConfig, ClientEvent, ClosedReason};
+use crate::lag::{LagSnapshot, LagSummary};
 use crate::view::{GameView, Handled};
 
 /// How long a stopped bot may take to leave before it is cut off.
@@ -25,6 +27,43 @@ pub struct BotConfig {
     pub kind: BotKind,
     /// Seed of its brain.
     pub seed: u64,
+    /// Where to report live, under which index (see [`BotUpdate`]).
+    pub live: Option<(usize, mpsc::Sender<BotUpdate>)>,
+}
+
+/// Where a bot stands, for a live screen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BotPhase {
+    /// Opening the connection (attempt 1 is the first).
+    Connecting(u32),
+    /// Welcomed as a player.
+    Playing,
+    /// Welcomed as a spectator.
+    Watching,
+    /// Lost the link; retrying.
+    Reconnecting(String),
+    /// Ended for good (why, for people).
+    Closed(String),
+}
+
+/// A live report of one bot: sent on every lag report and state change,
+/// and dropped when the screen is behind (the next one says it all).
+#[derive(Clone, Debug)]
+pub struct BotUpdate {
+    /// The index it was given in [`BotConfig::live`].
+    pub index: usize,
+    /// Its name as the server accepted it.
+    pub name: String,
+    /// Where it stands.
+    pub phase: BotPhase,
+    /// Its latest lag figures.
+    pub lag: Option<Box<LagSnapshot>>,
+    /// Frames that moved its world forward.
+    pub ticks_seen: u64,
+    /// Checksum mismatches.
+    pub desyncs: u64,
+    /// Its snake's length (0 when dead or watching).
+    pub length: u32,
 }
 
 impl BotConfig {
@@ -43,10 +82,13 @@ impl BotConfig {
             .map(|i| {
                 let mut client = ClientConfig::new(server, room, format!("{prefix}-{}", i + 1));
                 client.format = format;
+                // Bots report once, at the end; live screens ask for more.
+                client.lag_every = None;
                 BotConfig {
                     client,
                     kind: mix.kind(i as usize),
                     seed: seed.wrapping_add(u64::from(i)),
+                    live: None,
                 }
             })
             .collect()
@@ -54,7 +96,7 @@ impl BotConfig {
 }
 
 /// What one bot saw, for reports.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct BotStats {
     /// The name the server accepted (the requested one until welcomed).
     pub name: String,
@@ -62,8 +104,10 @@ pub struct BotStats {
     pub bot: String,
     /// Player id from the last welcome.
     pub player_id: Option<PlayerId>,
-    /// Transport name (`ws`, `longpoll`, `poll`; what `auto` picked).
+    /// Transport name (`ws`, `sse`, `longpoll`, `poll`; what `auto` picked).
     pub transport: String,
+    /// `player`, or `spectator` (over SSE, which carries no input).
+    pub role: String,
     /// Wire format (`json` or `bincode`).
     pub format: String,
     /// True once welcomed at least once.
@@ -90,6 +134,11 @@ pub struct BotStats {
     pub acked: u64,
     /// Server errors and an abnormal end, as text.
     pub errors: Vec<String>,
+    /// What its transport cost, over the whole run.
+    pub lag: Option<LagSummary>,
+    /// The last lag snapshot, with the histograms a report merges.
+    #[serde(skip)]
+    pub lag_run: Option<Box<LagSnapshot>>,
 }
 
 /// Names a format the way reports and the CLI do.
@@ -103,13 +152,21 @@ pub fn format_name(f: Format) -> &'static str {
 /// Runs one bot until `stop` turns true (then it leaves) or its client
 /// task ends on its own.
 pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotStats {
+    let role = config.client.role;
     let mut stats = BotStats {
         name: config.client.name.clone(),
         bot: config.kind.name().to_string(),
         transport: config.client.transport.name().to_string(),
+        role: match role {
+            Role::Player => "player",
+            Role::Spectator => "spectator",
+        }
+        .to_string(),
         format: format_name(config.client.format).to_string(),
         ..BotStats::default()
     };
+    let live = config.live;
+    let mut phase = BotPhase::Connecting(1);
     let (handle, mut events) = client::spawn(config.client);
     let mut brain = config.kind.brain(config.seed);
     let mut view: Option<GameView> = None;
@@ -124,15 +181,38 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
             }
         };
         let Some(ev) = ev else { break };
+        let mut changed = false;
         match ev {
             // `auto` reports what it picked: the report names that.
             ClientEvent::TransportChosen { transport, .. } => {
                 stats.transport = transport.name().to_string();
             }
-            ClientEvent::Connecting { .. }
-            | ClientEvent::Disconnected { .. }
-            | ClientEvent::InputSent { .. } => {}
+            ClientEvent::InputSent { .. } => {}
+            ClientEvent::Connecting { attempt } => {
+                if !matches!(phase, BotPhase::Reconnecting(_)) {
+                    phase = BotPhase::Connecting(attempt);
+                }
+                changed = true;
+            }
+            ClientEvent::Disconnected { reason, retrying } => {
+                phase = if retrying {
+                    BotPhase::Reconnecting(reason)
+                } else {
+                    BotPhase::Closed(reason)
+                };
+                changed = true;
+            }
+            ClientEvent::Lag(lag) => {
+                stats.lag = Some(lag.summary());
+                stats.lag_run = Some(lag);
+                changed = true;
+            }
             ClientEvent::Welcome(w) => {
+                phase = match role {
+                    Role::Player => BotPhase::Playing,
+                    Role::Spectator => BotPhase::Watching,
+                };
+                changed = true;
                 match view.as_mut() {
                     Some(v) => {
                         v.rewelcome(&w);
@@ -170,8 +250,13 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
                 if reason != ClosedReason::Left {
                     stats.errors.push(reason.to_string());
                 }
+                phase = BotPhase::Closed(reason.to_string());
+                report_live(&live, &stats, &phase, view.as_ref());
                 break;
             }
+        }
+        if changed {
+            report_live(&live, &stats, &phase, view.as_ref());
         }
     }
     if let Some(v) = &view {
@@ -184,6 +269,30 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
     stats.deaths = stats.score.deaths;
     stats.best = stats.score.best;
     stats
+}
+
+/// Tells the live screen, if any, where the bot stands (never waits).
+fn report_live(
+    live: &Option<(usize, mpsc::Sender<BotUpdate>)>,
+    stats: &BotStats,
+    phase: &BotPhase,
+    view: Option<&GameView>,
+) {
+    let Some((index, tx)) = live else { return };
+    let update = BotUpdate {
+        index: *index,
+        name: stats.name.clone(),
+        phase: phase.clone(),
+        lag: stats.lag_run.clone(),
+        ticks_seen: stats.ticks_seen,
+        desyncs: view.map_or(0, |v| v.stats.desyncs),
+        length: view
+            .and_then(GameView::my_snake)
+            .filter(|s| s.alive)
+            .map_or(0, |s| s.score.length),
+    };
+    // A full channel means the screen is behind: it gets the next one.
+    let _ = tx.try_send(update);
 }
 
 /// A group of bots running until stopped.

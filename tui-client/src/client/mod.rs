@@ -6,20 +6,40 @@
 //! `ClientEvent::Server` messages; when the view answers
 //! `Handled::NeedKeyframe` they call [`ClientHandle::resync`].
 //!
-//! Layout, quinn-style: [`session::Session`] (inputs, token, pings) and
-//! [`reconnect::Reconnect`] (backoff, what a close means) are sans-IO state
-//! machines; [`transport`] moves messages; `task` is the thin async shell
-//! that wires them to sockets and timers.
+//! Layout, quinn-style: [`session::Session`] (inputs, token, pings),
+//! [`reconnect::Reconnect`] (backoff, what a close means) and the
+//! [`crate::lag::LagMeter`] are sans-IO state machines; [`transport`] moves
+//! messages (and counts their bytes); [`conditioner`] can put a delay line
+//! in front of it; `task` is the thin async shell that wires them to
+//! sockets and timers, and reports the meter's figures as
+//! [`ClientEvent::Lag`].
 
+pub mod conditioner;
 pub mod reconnect;
 pub mod session;
 mod task;
 pub mod transport;
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use protocol::{Dir, Format, Role, ServerMsg, Welcome};
 use tokio::sync::mpsc;
 
+pub use conditioner::Conditioner;
 pub use reconnect::RetryPolicy;
+
+use crate::lag::LagSnapshot;
+
+/// How often a client reports its lag figures by default.
+pub const LAG_EVERY: Duration = Duration::from_millis(500);
+
+/// Unix microseconds on this machine's clock: the time base of pings and
+/// of the lag meter.
+pub fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
 
 /// Events buffered between the client task and its consumer. A consumer
 /// that falls this far behind stalls the task, which stops reading the
@@ -48,6 +68,17 @@ pub enum TransportKind {
 }
 
 impl TransportKind {
+    /// The four transports, as `--transport all` and the compare view
+    /// spread over them (short poll at the default interval).
+    pub const ALL: [TransportKind; 4] = [
+        TransportKind::Ws,
+        TransportKind::Sse,
+        TransportKind::LongPoll,
+        TransportKind::Poll {
+            interval: DEFAULT_POLL_INTERVAL,
+        },
+    ];
+
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
@@ -57,6 +88,22 @@ impl TransportKind {
             TransportKind::Poll { .. } => "poll",
             TransportKind::Auto => "auto",
         }
+    }
+
+    /// The name people know it by.
+    pub fn title(self) -> &'static str {
+        match self {
+            TransportKind::Ws => "WebSocket",
+            TransportKind::Sse => "SSE",
+            TransportKind::LongPoll => "long-poll",
+            TransportKind::Poll { .. } => "short poll",
+            TransportKind::Auto => "auto",
+        }
+    }
+
+    /// True when it carries inputs (SSE has no upstream).
+    pub fn can_play(self) -> bool {
+        self != TransportKind::Sse
     }
 }
 
@@ -79,6 +126,12 @@ pub struct ClientConfig {
     pub reconnect: bool,
     /// Backoff and give-up limits of reconnecting.
     pub retry: RetryPolicy,
+    /// Delay every byte to and from the server (a bad network on purpose).
+    pub conditioner: Option<Conditioner>,
+    /// How often to report [`ClientEvent::Lag`] while connected; `None`:
+    /// only once, just before `Closed`, with whole-run figures only (what
+    /// a report needs; the meter then keeps no sliding window).
+    pub lag_every: Option<Duration>,
 }
 
 /// Default time between short polls.
@@ -101,6 +154,8 @@ impl ClientConfig {
             transport: TransportKind::Ws,
             reconnect: true,
             retry: RetryPolicy::default(),
+            conditioner: None,
+            lag_every: Some(LAG_EVERY),
         }
     }
 }
@@ -137,6 +192,9 @@ pub enum ClientEvent {
         /// Its boost state.
         boost: bool,
     },
+    /// The lag meter's figures: every `lag_every` while connected, and
+    /// once more just before `Closed` (the whole run, for reports).
+    Lag(Box<LagSnapshot>),
     /// The connection was lost; `retrying` says whether the task will reconnect.
     Disconnected {
         /// What happened, for humans.
@@ -187,8 +245,10 @@ impl std::fmt::Display for ClosedReason {
 /// What the UI asks of the task.
 #[derive(Debug)]
 enum Command {
-    Steer(Dir),
-    Boost(bool),
+    /// A steer, and when its key was pressed (for input latency).
+    Steer(Dir, u64),
+    /// A boost change, and when its key was pressed.
+    Boost(bool, u64),
     Chat(String),
     Resync,
     Leave,
@@ -211,12 +271,12 @@ impl ClientHandle {
     /// Steer. Sends an input only when `dir` differs from the last one
     /// sent, so key repeat never floods the server.
     pub fn steer(&self, dir: Dir) {
-        self.send(Command::Steer(dir));
+        self.send(Command::Steer(dir, unix_us()));
     }
 
     /// Boost on or off (sent only on change).
     pub fn boost(&self, on: bool) {
-        self.send(Command::Boost(on));
+        self.send(Command::Boost(on, unix_us()));
     }
 
     /// Send a chat line.

@@ -1,25 +1,48 @@
 //! The async shell of a client: connects links, pumps messages between the
 //! link, the [`Session`] and the consumer, runs the session's timers and
-//! sleeps the backoff [`Reconnect`] decides. No protocol decision is made
-//! here.
+//! sleeps the backoff [`Reconnect`] decides. Every message is stamped with
+//! the client clock on arrival and shown to the [`LagMeter`]. No protocol
+//! decision is made here.
 
 use std::pin::pin;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Instant;
 
 use protocol::{ClientMsg, ServerMsg};
 use tokio::sync::mpsc;
+use tokio::time::Interval;
 use tracing::Instrument;
 
+use super::conditioner::Relay;
 use super::reconnect::{Next, Reconnect};
 use super::session::{Session, TimerAction};
-use super::transport::{Disconnect, Link, LinkEvent, Target};
-use super::{ClientConfig, ClientEvent, ClosedReason, Command, TransportKind};
+use super::transport::{Disconnect, Link, LinkEvent, Target, Traffic};
+use super::{ClientConfig, ClientEvent, ClosedReason, Command, TransportKind, unix_us};
+use crate::lag::LagMeter;
 
-/// Unix microseconds on the client clock (what pings carry).
-fn unix_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+/// The lag meter and what it reads.
+struct Meter {
+    lag: LagMeter,
+    traffic: Arc<Traffic>,
+    every: Option<Interval>,
+}
+
+impl Meter {
+    fn report(&mut self) -> ClientEvent {
+        let now = unix_us();
+        self.lag.handle_traffic(self.traffic.totals(), now);
+        ClientEvent::Lag(Box::new(self.lag.snapshot(now)))
+    }
+
+    /// Completes at the next report time (never without one).
+    async fn due(&mut self) {
+        match self.every.as_mut() {
+            Some(i) => {
+                i.tick().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// How one link's life ended.
@@ -47,10 +70,40 @@ async fn run_inner(
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::Sender<ClientEvent>,
 ) {
+    let traffic = Traffic::shared();
+    // The conditioner's relay lives as long as the task: links connect to it.
+    let relay = match config.conditioner {
+        Some(c) => match Relay::start(&config.server, c).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                let reason = ClosedReason::Unreachable(e.to_string());
+                let _ = events.send(ClientEvent::Closed { reason }).await;
+                return;
+            }
+        },
+        None => None,
+    };
     let target = Target {
-        server: config.server.clone(),
+        server: relay
+            .as_ref()
+            .map_or_else(|| config.server.clone(), |r| r.url().to_string()),
         room: config.room.clone(),
         format: config.format,
+        traffic: traffic.clone(),
+    };
+    let mut meter = Meter {
+        // Without live reports nobody reads the window: keep the run only.
+        lag: if config.lag_every.is_some() {
+            LagMeter::new()
+        } else {
+            LagMeter::run_only()
+        },
+        traffic,
+        every: config.lag_every.map(|d| {
+            let mut i = tokio::time::interval(d);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            i
+        }),
     };
     let mut session = Session::new(config.name.clone(), config.role);
     // `Auto` is resolved by the first successful connection, then sticks.
@@ -113,16 +166,19 @@ async fn run_inner(
                     }
                 }
                 session.handle_connected(Instant::now());
+                meter.lag.handle_connected(unix_us());
                 let end = drive(
                     &mut link,
                     &mut session,
                     &mut reconnect,
+                    &mut meter,
                     &mut commands,
                     &events,
                 )
                 .await;
                 let welcomed = session.is_welcomed();
                 session.handle_disconnected();
+                meter.lag.handle_disconnected(unix_us());
                 match end {
                     End::Left => {
                         link.close().await;
@@ -193,7 +249,9 @@ async fn run_inner(
         }
     };
     tracing::info!(%reason, "client closed");
+    let _ = events.send(meter.report()).await;
     let _ = events.send(ClientEvent::Closed { reason }).await;
+    drop(relay);
 }
 
 /// Pumps one open link until it ends.
@@ -201,6 +259,7 @@ async fn drive(
     link: &mut Link,
     session: &mut Session,
     reconnect: &mut Reconnect,
+    meter: &mut Meter,
     commands: &mut mpsc::UnboundedReceiver<Command>,
     events: &mpsc::Sender<ClientEvent>,
 ) -> End {
@@ -212,9 +271,11 @@ async fn drive(
                 None => std::future::pending().await,
             }
         };
-        let out = tokio::select! {
+        // A message to send, and when its key was pressed (inputs).
+        let out: Option<(ClientMsg, Option<u64>)> = tokio::select! {
             ev = link.recv() => match ev {
                 LinkEvent::Msg(msg) => {
+                    meter.lag.handle_server(&msg, unix_us());
                     session.handle_server(&msg, Instant::now());
                     let event = match msg {
                         ServerMsg::Welcome(w) => {
@@ -233,29 +294,38 @@ async fn drive(
             },
             c = commands.recv() => match c {
                 None => return End::ConsumerGone,
-                Some(Command::Steer(d)) => session.steer(d),
-                Some(Command::Boost(on)) => session.boost(on),
-                Some(Command::Chat(t)) => Some(session.chat(t)),
-                Some(Command::Resync) => Some(session.resync()),
+                Some(Command::Steer(d, at)) => session.steer(d).map(|m| (m, Some(at))),
+                Some(Command::Boost(on, at)) => session.boost(on).map(|m| (m, Some(at))),
+                Some(Command::Chat(t)) => Some((session.chat(t), None)),
+                Some(Command::Resync) => Some((session.resync(), None)),
                 Some(Command::Leave) => {
                     let _ = link.send(&session.leave()).await;
                     return End::Left;
                 }
             },
             () = timer => match session.handle_timeout(Instant::now(), unix_us()) {
-                Some(TimerAction::Send(m)) => Some(m),
+                Some(TimerAction::Send(m)) => Some((m, None)),
                 Some(TimerAction::Dead) => {
                     let d = Disconnect::Lost("the server went silent".into());
                     return End::Disconnect(d);
                 }
                 None => None,
             },
+            () = meter.due() => {
+                if events.send(meter.report()).await.is_err() {
+                    return End::ConsumerGone;
+                }
+                None
+            }
         };
-        let Some(msg) = out else { continue };
+        let Some((msg, pressed)) = out else { continue };
         if let Err(d) = link.send(&msg).await {
             return End::Disconnect(d);
         }
         if let ClientMsg::Input(i) = msg {
+            meter
+                .lag
+                .handle_input_sent(i.seq, pressed.unwrap_or_else(unix_us));
             let sent = ClientEvent::InputSent {
                 seq: i.seq,
                 dir: i.dir,

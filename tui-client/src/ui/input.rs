@@ -26,6 +26,8 @@ pub enum GameKey {
     PrevSnake,
     /// `f`: follow again after panning (spectator).
     Follow,
+    /// `n`: show or hide the net panel.
+    NetPanel,
 }
 
 /// True for key events that should act: presses and auto-repeats, not
@@ -68,6 +70,7 @@ pub fn game_key(key: &KeyEvent) -> Option<GameKey> {
             '?' => GameKey::Help,
             'q' => GameKey::Quit,
             'f' => GameKey::Follow,
+            'n' => GameKey::NetPanel,
             _ => return None,
         },
         _ => return None,

@@ -17,7 +17,7 @@ pub mod theme;
 use std::time::Duration;
 
 use crate::bot::{BotConfig, BotMix, Swarm};
-use crate::client::TransportKind;
+use crate::client::{Conditioner, DEFAULT_POLL_INTERVAL, TransportKind};
 use crate::embedded::{EmbeddedOptions, EmbeddedServer};
 use app::{App, Session};
 use theme::{ColorMode, Theme};
@@ -47,6 +47,12 @@ pub struct UiOptions {
     pub embedded: EmbeddedOptions,
     /// Seed of the embedded bots' brains.
     pub seed: u64,
+    /// Open the compare view (every transport side by side) on the room.
+    pub compare: bool,
+    /// Time between short polls (default 250 ms when zero).
+    pub poll_interval: Duration,
+    /// Delay this client's traffic (not the embedded bots').
+    pub conditioner: Option<Conditioner>,
 }
 
 /// `host:port` becomes `http://host:port`; a trailing slash goes.
@@ -105,14 +111,30 @@ pub async fn run(options: UiOptions) -> anyhow::Result<()> {
         name: options.name.clone(),
         has_lobby: embedded.is_none(),
         watch: options.spectate,
+        conditioner: options.conditioner,
     };
     let theme = Theme::new(ColorMode::from_env(), options.ascii);
-    let app = App::new(session, theme, room, options.spectate);
+    let mut app = App::new(
+        session,
+        theme,
+        room.clone().filter(|_| !options.compare),
+        options.spectate,
+    );
+    if options.compare {
+        // The shell starts the observers of a compare view it finds open.
+        let _ = app.start_compare(room.unwrap_or_else(|| EMBEDDED_ROOM.to_string()));
+    }
     let identity = shell::Identity {
         server,
         name: options.name,
         transport: options.transport,
         watch_transport: options.watch_transport,
+        poll_interval: if options.poll_interval.is_zero() {
+            DEFAULT_POLL_INTERVAL
+        } else {
+            options.poll_interval
+        },
+        conditioner: options.conditioner,
     };
 
     let result = {

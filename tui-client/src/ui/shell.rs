@@ -4,7 +4,7 @@
 //! network itself: the client and HTTP calls run in their own tasks.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crossterm::event::{Event, EventStream};
 use futures_util::StreamExt;
@@ -16,7 +16,10 @@ use tokio::sync::{Notify, mpsc};
 use super::app::{App, Effect};
 use super::net::Api;
 use super::render;
-use crate::client::{self, ClientConfig, ClientEvent, ClientHandle, TransportKind};
+use crate::bot::{BotConfig, BotKind, BotUpdate, Swarm};
+use crate::client::{
+    self, ClientConfig, ClientEvent, ClientHandle, Conditioner, LAG_EVERY, TransportKind,
+};
 
 /// Redraws at most this often (only when something changed).
 const FRAME: Duration = Duration::from_millis(33);
@@ -38,6 +41,10 @@ pub struct Identity {
     pub transport: TransportKind,
     /// Transport when watching (SSE unless the user chose one).
     pub watch_transport: TransportKind,
+    /// Time between short polls (the compare view's poll column too).
+    pub poll_interval: Duration,
+    /// Delay every connection's traffic (`--conditioner`).
+    pub conditioner: Option<Conditioner>,
 }
 
 /// HTTP answers for the loop.
@@ -52,10 +59,62 @@ struct Conn {
     events: mpsc::Receiver<ClientEvent>,
 }
 
-fn unix_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+/// The compare view's observers: one bot per transport, reporting live.
+struct CompareRun {
+    swarm: Swarm,
+    updates: mpsc::Receiver<BotUpdate>,
+}
+
+impl CompareRun {
+    /// Joins `room` over every transport: players (a survival brain, so
+    /// inputs and their latency are real) and an SSE spectator.
+    fn start(id: &Identity, room: &str) -> CompareRun {
+        let (tx, updates) = mpsc::channel(64);
+        let configs = TransportKind::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                let t = match t {
+                    TransportKind::Poll { .. } => TransportKind::Poll {
+                        interval: id.poll_interval,
+                    },
+                    other => other,
+                };
+                let name = super::app::compare::observer_name(t);
+                let mut client = ClientConfig::new(&id.server, room, name);
+                client.transport = t;
+                client.role = if t.can_play() {
+                    Role::Player
+                } else {
+                    Role::Spectator
+                };
+                client.conditioner = id.conditioner;
+                client.lag_every = Some(LAG_EVERY);
+                BotConfig {
+                    client,
+                    kind: BotKind::Survival,
+                    seed: i as u64 + 1,
+                    live: Some((i, tx.clone())),
+                }
+            })
+            .collect();
+        CompareRun {
+            swarm: Swarm::spawn(configs),
+            updates,
+        }
+    }
+
+    /// Lets the observers leave in the background.
+    fn stop(self) {
+        tokio::spawn(self.swarm.stop());
+    }
+}
+
+async fn next_update(run: &mut Option<CompareRun>) -> Option<BotUpdate> {
+    match run {
+        Some(r) => r.updates.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn connect(app: &mut App, id: &Identity, room: &str, spectate: bool) -> Conn {
@@ -65,6 +124,7 @@ fn connect(app: &mut App, id: &Identity, room: &str, spectate: bool) -> Conn {
     } else {
         id.transport
     };
+    config.conditioner = id.conditioner;
     app.session.transport = config.transport.name();
     config.role = if spectate {
         Role::Spectator
@@ -113,6 +173,10 @@ pub async fn run(
         let spectate = app.spectating;
         connect(&mut app, &id, &room, spectate)
     });
+    let mut compare = app
+        .compare
+        .as_ref()
+        .map(|c| CompareRun::start(&id, &c.room));
     // Lets the end-to-end test prove the terminal survives a panic.
     let panic_after_draw = std::env::var_os(PANIC_ENV).is_some();
     let mut frame = tokio::time::interval(FRAME);
@@ -131,12 +195,16 @@ pub async fn run(
                 None => break Ok(()),
             },
             ev = next_event(&mut conn) => match ev {
-                Some(ev) => app.on_client(ev, unix_us()),
+                Some(ev) => app.on_client(ev),
                 None => {
                     conn = None;
                     None
                 }
             },
+            Some(u) = next_update(&mut compare) => {
+                app.on_compare(u);
+                None
+            }
             Some(net) = net_rx.recv() => match net {
                 Net::Rooms(r) => {
                     app.on_rooms(r);
@@ -169,12 +237,27 @@ pub async fn run(
                     if let Some(old) = conn.take() {
                         old.handle.leave();
                     }
+                    if let Some(old) = compare.take() {
+                        old.stop();
+                    }
                     conn = Some(connect(&mut app, &id, &room, spectate));
                     refresh.notify_one();
+                }
+                Effect::Compare { room } => {
+                    if let Some(old) = conn.take() {
+                        old.handle.leave();
+                    }
+                    if let Some(old) = compare.take() {
+                        old.stop();
+                    }
+                    compare = Some(CompareRun::start(&id, &room));
                 }
                 Effect::Lobby => {
                     if let Some(old) = conn.take() {
                         old.handle.leave();
+                    }
+                    if let Some(old) = compare.take() {
+                        old.stop();
                     }
                     refresh.notify_one();
                 }
@@ -188,6 +271,9 @@ pub async fn run(
         }
     };
     poller.abort();
+    if let Some(run) = compare {
+        let _ = tokio::time::timeout(LEAVE_TIMEOUT, run.swarm.stop()).await;
+    }
     if let Some(mut c) = conn {
         c.handle.leave();
         // Wait for the leave to go out, briefly: quitting must stay snappy.

@@ -17,6 +17,7 @@
 //! client task joins again with its token, which resumes the same snake.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,7 +28,7 @@ use protocol::{ClientMsg, ErrorMsg, Hello, ServerMsg};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{ConnectError, Disconnect, LinkEvent, Target};
+use super::{ConnectError, Disconnect, LinkEvent, Target, Traffic};
 
 /// How long opening a session may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -98,6 +99,7 @@ struct Conn {
     url: String,
     token: String,
     format: Format,
+    traffic: Arc<Traffic>,
 }
 
 impl Conn {
@@ -178,18 +180,15 @@ impl HttpLink {
             .map_err(|e| ConnectError::Unreachable(e.to_string()))?;
         let format = target.format;
         let body = codec::encode(format, &ClientMsg::Hello(hello.clone()));
-        let resp = client
+        let open = client
             .post(&sessions)
             .header(reqwest::header::CONTENT_TYPE, format.content_type())
             .header(reqwest::header::ACCEPT, format.content_type())
             .timeout(CONNECT_TIMEOUT)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| ConnectError::Unreachable(format!("{sessions}: {e}")))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .bytes()
+            .body(body);
+        let (status, body) = target
+            .traffic
+            .exchange(&client, open)
             .await
             .map_err(|e| ConnectError::Unreachable(format!("{sessions}: {e}")))?;
         let (events_tx, events) = mpsc::channel(EVENT_BUFFER);
@@ -233,6 +232,7 @@ impl HttpLink {
             url: format!("{sessions}/{}", w.session),
             token: w.token.clone(),
             format,
+            traffic: target.traffic.clone(),
         };
         // Invariant: the channel is new and has room for the welcome.
         let _ = events_tx.try_send(LinkEvent::Msg(welcome));
@@ -302,38 +302,30 @@ async fn poll_loop(conn: Conn, mode: PollMode, events: mpsc::Sender<LinkEvent>) 
             conn.url,
             wait.as_secs_f64()
         );
-        let answer = conn.get(url).timeout(wait + REQUEST_SLACK).send().await;
-        let failure = match answer {
+        let request = conn.get(url).timeout(wait + REQUEST_SLACK);
+        let failure = match conn.traffic.exchange(&conn.client, request).await {
             Err(e) => e.to_string(),
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                match resp.bytes().await {
-                    Err(e) => e.to_string(),
-                    Ok(body) if status == 200 => {
-                        match deliver(conn.format, &body, &mut after, &events).await {
-                            Ok(true) => {
-                                retry.ok();
-                                if !interval.is_zero() {
-                                    tokio::time::sleep(interval).await;
-                                }
-                                continue;
-                            }
-                            Ok(false) => return,
-                            Err(d) => {
-                                let _ = events.send(LinkEvent::Closed(d)).await;
-                                return;
-                            }
-                        }
+            Ok((200, body)) => match deliver(conn.format, &body, &mut after, &events).await {
+                Ok(true) => {
+                    retry.ok();
+                    if !interval.is_zero() {
+                        tokio::time::sleep(interval).await;
                     }
-                    Ok(body) => match end_of_link(status, &body) {
-                        Some(d) => {
-                            let _ = events.send(LinkEvent::Closed(d)).await;
-                            return;
-                        }
-                        None => format!("HTTP {status}"),
-                    },
+                    continue;
                 }
-            }
+                Ok(false) => return,
+                Err(d) => {
+                    let _ = events.send(LinkEvent::Closed(d)).await;
+                    return;
+                }
+            },
+            Ok((status, body)) => match end_of_link(status, &body) {
+                Some(d) => {
+                    let _ = events.send(LinkEvent::Closed(d)).await;
+                    return;
+                }
+                None => format!("HTTP {status}"),
+            },
         };
         tracing::debug!(after, %failure, "poll failed; asking again");
         if !retry.failed().await {
@@ -398,45 +390,36 @@ async fn send_loop(
         let batch = SendBatch {
             messages: unacked.iter().cloned().collect(),
         };
-        let answer = conn
+        let request = conn
             .client
             .post(&url)
             .bearer_auth(&conn.token)
             .header(reqwest::header::CONTENT_TYPE, conn.format.content_type())
             .timeout(REQUEST_SLACK)
-            .body(codec::encode(conn.format, &batch))
-            .send()
-            .await;
-        let failure = match answer {
+            .body(codec::encode(conn.format, &batch));
+        let failure = match conn.traffic.exchange(&conn.client, request).await {
             Err(e) => e.to_string(),
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                match resp.bytes().await {
-                    Err(e) => e.to_string(),
-                    Ok(body) if status == 200 => match codec::decode::<SendAck>(conn.format, &body)
-                    {
-                        Ok(ack) => {
-                            retry.ok();
-                            while unacked.front().is_some_and(|m| m.seq <= ack.applied) {
-                                unacked.pop_front();
-                            }
-                            continue;
-                        }
-                        Err(e) => {
-                            let d = Disconnect::BadFrame(e.to_string());
-                            let _ = events.send(LinkEvent::Closed(d)).await;
-                            return;
-                        }
-                    },
-                    Ok(body) => match end_of_link(status, &body) {
-                        Some(d) => {
-                            let _ = events.send(LinkEvent::Closed(d)).await;
-                            return;
-                        }
-                        None => format!("HTTP {status}"),
-                    },
+            Ok((200, body)) => match codec::decode::<SendAck>(conn.format, &body) {
+                Ok(ack) => {
+                    retry.ok();
+                    while unacked.front().is_some_and(|m| m.seq <= ack.applied) {
+                        unacked.pop_front();
+                    }
+                    continue;
                 }
-            }
+                Err(e) => {
+                    let d = Disconnect::BadFrame(e.to_string());
+                    let _ = events.send(LinkEvent::Closed(d)).await;
+                    return;
+                }
+            },
+            Ok((status, body)) => match end_of_link(status, &body) {
+                Some(d) => {
+                    let _ = events.send(LinkEvent::Closed(d)).await;
+                    return;
+                }
+                None => format!("HTTP {status}"),
+            },
         };
         tracing::debug!(%failure, pending = unacked.len(), "send failed; sending again");
         if !retry.failed().await {

@@ -9,15 +9,24 @@
 
 mod http;
 mod sse;
+pub mod traffic;
 mod ws;
+
+use std::sync::Arc;
 
 use protocol::{ClientMsg, Format, Hello, ServerMsg};
 
 pub use http::{LONG_POLL_WAIT, PollMode, sessions_url};
-pub use sse::events_url;
+pub use sse::{events_url, time_url};
+pub use traffic::Traffic;
 pub use ws::ws_url;
 
 use super::TransportKind;
+
+/// The `host:port` the server at base URL `server` listens on.
+pub fn server_authority(server: &str) -> Result<String, ConnectError> {
+    ws::authority(&ws_url(server, "x")?)
+}
 
 /// Where to connect and how to encode.
 #[derive(Clone, Debug)]
@@ -28,6 +37,8 @@ pub struct Target {
     pub room: String,
     /// Wire format for this connection.
     pub format: Format,
+    /// Where the links count what they read and write.
+    pub traffic: Arc<Traffic>,
 }
 
 /// Why a link could not be opened.

@@ -10,21 +10,26 @@
 //! resumes right after the last tick received: the consumer sees no gap and
 //! no second welcome. Only when those reconnects fail does the link end
 //! (and the client task's own reconnect policy take over). There is no
-//! upstream: pings, chat and inputs are dropped; `resync` reopens the
-//! stream without `Last-Event-ID`, which starts with a fresh welcome.
+//! upstream: chat and inputs are dropped; `resync` reopens the stream
+//! without `Last-Event-ID`, which starts with a fresh welcome; a `ping`
+//! becomes a clock probe, `GET /api/time`, whose answer comes back as a
+//! `pong` like on every other transport, so the lag meter gets its RTT
+//! and clock offset the same way.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use protocol::api::ApiError;
+use protocol::api::{ApiError, ServerTime};
 use protocol::sse::{Item, Parser, RETRY_MS, SseMsg, decode_event};
-use protocol::{ClientMsg, Hello, Role, ServerMsg};
+use protocol::{ClientMsg, Hello, Pong, Role, ServerMsg};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{ConnectError, Disconnect, LinkEvent, Target};
+use super::traffic::is_chunked;
+use super::{ConnectError, Disconnect, LinkEvent, Target, Traffic};
 
 /// How long opening the stream (up to the response head) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -48,18 +53,30 @@ pub fn events_url(server: &str, room: &str) -> Result<String, ConnectError> {
     Ok(format!("{http}://{base}/events"))
 }
 
+/// The server clock URL: `{server}/api/time`.
+pub fn time_url(server: &str) -> Result<String, ConnectError> {
+    let events = events_url(server, "x")?;
+    let base = events
+        .strip_suffix("/rooms/x/events")
+        .ok_or_else(|| ConnectError::InvalidUrl(server.to_string()))?;
+    Ok(format!("{base}/api/time"))
+}
+
 type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 /// An open SSE stream to a room.
 pub struct SseLink {
     events: mpsc::Receiver<LinkEvent>,
     resync: mpsc::UnboundedSender<()>,
+    probes: mpsc::UnboundedSender<u64>,
     reader: JoinHandle<()>,
+    prober: JoinHandle<()>,
 }
 
 impl Drop for SseLink {
     fn drop(&mut self) {
         self.reader.abort();
+        self.prober.abort();
     }
 }
 
@@ -67,6 +84,7 @@ async fn open(
     client: &reqwest::Client,
     url: &str,
     last_event_id: Option<&str>,
+    traffic: &Arc<Traffic>,
 ) -> Result<Body, ConnectError> {
     let mut req = client
         .get(url)
@@ -75,7 +93,11 @@ async fn open(
     if let Some(id) = last_event_id {
         req = req.header("last-event-id", id);
     }
-    let resp = match tokio::time::timeout(CONNECT_TIMEOUT, req.send()).await {
+    let req = req
+        .build()
+        .map_err(|e| ConnectError::InvalidUrl(format!("{url}: {e}")))?;
+    traffic.request_sent(&req);
+    let resp = match tokio::time::timeout(CONNECT_TIMEOUT, client.execute(req)).await {
         Err(_) => {
             return Err(ConnectError::Unreachable(format!(
                 "no answer from {url} within {CONNECT_TIMEOUT:?}"
@@ -84,6 +106,8 @@ async fn open(
         Ok(Err(e)) => return Err(ConnectError::Unreachable(format!("{url}: {e}"))),
         Ok(Ok(r)) => r,
     };
+    traffic.response_head(&resp);
+    let chunked = is_chunked(&resp);
     let status = resp.status();
     if !status.is_success() {
         let body = tokio::time::timeout(CONNECT_TIMEOUT, resp.bytes())
@@ -91,6 +115,7 @@ async fn open(
             .ok()
             .and_then(Result::ok)
             .unwrap_or_default();
+        traffic.body_piece(body.len(), chunked);
         let api = serde_json::from_slice::<ApiError>(&body).ok();
         return Err(ConnectError::Http {
             status: status.as_u16(),
@@ -106,7 +131,45 @@ async fn open(
             ),
         });
     }
-    Ok(Box::pin(resp.bytes_stream()))
+    let traffic = traffic.clone();
+    Ok(Box::pin(resp.bytes_stream().inspect(move |piece| {
+        if let Ok(b) = piece {
+            traffic.body_piece(b.len(), chunked);
+        }
+    })))
+}
+
+/// Answers each ping `t` with a `pong` from `GET /api/time`: the round
+/// trip an upstream message would take, and the server's clock.
+async fn probe_loop(
+    client: reqwest::Client,
+    url: String,
+    traffic: Arc<Traffic>,
+    mut pings: mpsc::UnboundedReceiver<u64>,
+    events: mpsc::Sender<LinkEvent>,
+) {
+    while let Some(t) = pings.recv().await {
+        let request = client.get(&url).timeout(CONNECT_TIMEOUT);
+        let time = match traffic.exchange(&client, request).await {
+            Ok((200, body)) => serde_json::from_slice::<ServerTime>(&body).ok(),
+            Ok((status, _)) => {
+                tracing::debug!(status, "clock probe refused");
+                None
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "clock probe failed");
+                None
+            }
+        };
+        let Some(time) = time else { continue };
+        let pong = ServerMsg::Pong(Pong {
+            t,
+            server_time_us: time.server_time_us,
+        });
+        if events.send(LinkEvent::Msg(pong)).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl SseLink {
@@ -122,9 +185,19 @@ impl SseLink {
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| ConnectError::Unreachable(e.to_string()))?;
-        let body = open(&client, &url, None).await?;
+        let time = time_url(&target.server)?;
+        let traffic = target.traffic.clone();
+        let body = open(&client, &url, None, &traffic).await?;
         let (tx, events) = mpsc::channel(BUFFER);
         let (resync, resync_rx) = mpsc::unbounded_channel();
+        let (probes, pings) = mpsc::unbounded_channel();
+        let prober = tokio::spawn(probe_loop(
+            client.clone(),
+            time,
+            traffic.clone(),
+            pings,
+            tx.clone(),
+        ));
         let reader = Reader {
             client,
             url,
@@ -132,24 +205,29 @@ impl SseLink {
             retry: Duration::from_millis(RETRY_MS),
             events: tx,
             resync: resync_rx,
+            traffic,
         };
         let reader = tokio::spawn(reader.run(body));
         Ok(SseLink {
             events,
             resync,
+            probes,
             reader,
+            prober,
         })
     }
 
     /// SSE has no upstream: a `resync` reopens the stream for a fresh
-    /// snapshot; everything else is dropped.
+    /// snapshot, a `ping` becomes a clock probe, the rest is dropped.
     pub async fn send(&mut self, msg: &ClientMsg) -> Result<(), Disconnect> {
-        if let ClientMsg::Resync {} = msg {
-            self.resync
-                .send(())
-                .map_err(|_| Disconnect::Lost("the stream reader has ended".into()))?;
+        fn gone<T>(_: T) -> Disconnect {
+            Disconnect::Lost("the stream reader has ended".into())
         }
-        Ok(())
+        match msg {
+            ClientMsg::Resync {} => self.resync.send(()).map_err(gone),
+            ClientMsg::Ping(p) => self.probes.send(p.t).map_err(gone),
+            _ => Ok(()),
+        }
     }
 
     /// The next message or the end of the link. Cancel-safe: it only
@@ -163,6 +241,7 @@ impl SseLink {
     /// Stops reading.
     pub async fn close(&mut self) {
         self.reader.abort();
+        self.prober.abort();
     }
 }
 
@@ -187,6 +266,7 @@ struct Reader {
     retry: Duration,
     events: mpsc::Sender<LinkEvent>,
     resync: mpsc::UnboundedReceiver<()>,
+    traffic: Arc<Traffic>,
 }
 
 impl Reader {
@@ -208,7 +288,12 @@ impl Reader {
                 }
             };
             match self.reconnect(wait, resume).await {
-                Ok(b) => body = b,
+                Ok(b) => {
+                    if resume {
+                        self.traffic.resume();
+                    }
+                    body = b;
+                }
                 Err(e) => {
                     let d = Disconnect::Lost(format!("stream lost and not resumed: {e}"));
                     let _ = self.events.send(LinkEvent::Closed(d)).await;
@@ -224,7 +309,7 @@ impl Reader {
             tokio::time::sleep(wait).await;
             let id =
                 (resume && !self.last_event_id.is_empty()).then_some(self.last_event_id.as_str());
-            match open(&self.client, &self.url, id).await {
+            match open(&self.client, &self.url, id, &self.traffic).await {
                 Ok(b) => return Ok(b),
                 Err(
                     e @ ConnectError::Http {
@@ -332,5 +417,9 @@ mod tests {
             "https://example.org/rooms/duel/events"
         );
         assert!(events_url("ftp://h", "lobby").is_err());
+        assert_eq!(
+            time_url("http://127.0.0.1:7878/").unwrap(),
+            "http://127.0.0.1:7878/api/time"
+        );
     }
 }

@@ -8,11 +8,12 @@ use protocol::api::ApiError;
 use protocol::codec::{self, Format};
 use protocol::{ClientMsg, Hello, ServerMsg};
 use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use super::traffic::Counted;
 use super::{ConnectError, Disconnect, LinkEvent, Target};
 
 /// How long opening the TCP connection plus the upgrade may take.
@@ -48,6 +49,26 @@ pub fn ws_url(server: &str, room: &str) -> Result<String, ConnectError> {
     ))
 }
 
+/// The `host:port` a `ws://` URL connects to (port 80 when none is given).
+pub(super) fn authority(url: &str) -> Result<String, ConnectError> {
+    let Some(rest) = url.strip_prefix("ws://") else {
+        return Err(ConnectError::InvalidUrl(format!(
+            "{url}: this build speaks plain ws:// (no TLS)"
+        )));
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    let has_port = match host.rsplit_once(':') {
+        // An IPv6 literal's colons are inside the brackets.
+        Some((_, port)) => !port.contains(']'),
+        None => false,
+    };
+    Ok(if has_port {
+        host.to_string()
+    } else {
+        format!("{host}:80")
+    })
+}
+
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -63,27 +84,38 @@ fn percent_encode(s: &str) -> String {
 
 /// An open WebSocket to a room.
 pub struct WsLink {
-    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    stream: WebSocketStream<Counted<TcpStream>>,
     format: Format,
     closed: bool,
 }
 
 impl WsLink {
-    /// Connects, upgrades and sends `hello`.
+    /// Connects, upgrades and sends `hello`. The socket is counted (the
+    /// upgrade is one request) and has Nagle off: a turn must not wait
+    /// for the previous segment's ack.
     pub async fn connect(target: &Target, hello: &Hello) -> Result<WsLink, ConnectError> {
         let url = ws_url(&target.server, &target.room)?;
-        let (stream, _response) =
-            match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(&url))
+        let addr = authority(&url)?;
+        let open = async {
+            let tcp = TcpStream::connect(&addr)
                 .await
-            {
-                Err(_) => {
-                    return Err(ConnectError::Unreachable(format!(
-                        "no answer from {url} within {CONNECT_TIMEOUT:?}"
-                    )));
-                }
-                Ok(Err(e)) => return Err(connect_error(&url, e)),
-                Ok(Ok(ok)) => ok,
-            };
+                .map_err(|e| ConnectError::Unreachable(format!("{url}: {e}")))?;
+            // Best effort: a socket without it still works, only slower.
+            let _ = tcp.set_nodelay(true);
+            target.traffic.request();
+            let tcp = Counted::new(tcp, target.traffic.clone());
+            tokio_tungstenite::client_async(&url, tcp)
+                .await
+                .map_err(|e| connect_error(&url, e))
+        };
+        let (stream, _response) = match tokio::time::timeout(CONNECT_TIMEOUT, open).await {
+            Err(_) => {
+                return Err(ConnectError::Unreachable(format!(
+                    "no answer from {url} within {CONNECT_TIMEOUT:?}"
+                )));
+            }
+            Ok(r) => r?,
+        };
         let mut link = WsLink {
             stream,
             format: target.format,
@@ -220,6 +252,21 @@ mod tests {
             ws_url("localhost:7878", "lobby").unwrap(),
             "ws://localhost:7878/rooms/lobby/ws"
         );
+    }
+
+    #[test]
+    fn the_socket_address_comes_from_the_url() {
+        assert_eq!(
+            authority("ws://127.0.0.1:7878/rooms/lobby/ws").unwrap(),
+            "127.0.0.1:7878"
+        );
+        assert_eq!(
+            authority("ws://example.org/rooms/a/ws").unwrap(),
+            "example.org:80"
+        );
+        assert_eq!(authority("ws://[::1]:9/rooms/a/ws").unwrap(), "[::1]:9");
+        assert_eq!(authority("ws://[::1]/rooms/a/ws").unwrap(), "[::1]:80");
+        assert!(authority("wss://example.org/rooms/a/ws").is_err());
     }
 
     #[test]

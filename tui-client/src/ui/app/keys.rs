@@ -37,6 +37,7 @@ impl App {
                 }
             }
             Screen::Lobby => self.lobby_key(&key),
+            Screen::Compare => self.compare_key(&key),
             Screen::Connecting => match key.code {
                 KeyCode::Char('q') | KeyCode::Esc => self.quit(),
                 _ if is_interrupt(&key) => self.quit(),
@@ -120,6 +121,29 @@ impl App {
                 self.camera = Camera::Follow;
                 None
             }
+            GameKey::NetPanel => {
+                self.net_panel = !self.net_panel;
+                None
+            }
+        }
+    }
+
+    fn compare_key(&mut self, key: &KeyEvent) -> Option<Effect> {
+        if is_interrupt(key) {
+            return self.quit();
+        }
+        match key.code {
+            KeyCode::Char('q') | KeyCode::Esc if self.session.has_lobby => {
+                self.compare = None;
+                self.screen = Screen::Lobby;
+                Some(Effect::Lobby)
+            }
+            KeyCode::Char('q') | KeyCode::Esc => self.quit(),
+            KeyCode::Char('?') => {
+                self.overlay = Overlay::Help;
+                None
+            }
+            _ => None,
         }
     }
 
@@ -271,6 +295,7 @@ impl App {
             }
             KeyCode::Char('p') => return selected.map(|r| self.join(r, false)),
             KeyCode::Char('v') => return selected.map(|r| self.join(r, true)),
+            KeyCode::Char('t') => return selected.map(|r| self.start_compare(r)),
             KeyCode::Char('c') => self.lobby.create = Some(CreateForm::default()),
             KeyCode::Char('r') => return Some(Effect::RefreshRooms),
             KeyCode::Char('?') => self.overlay = Overlay::Help,

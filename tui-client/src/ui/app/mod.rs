@@ -3,6 +3,7 @@
 //! steer, chat, join, quit, ...) come out. Rendering reads an `App` and
 //! never changes it. Key handling is in `keys`.
 
+pub mod compare;
 mod keys;
 
 use std::collections::VecDeque;
@@ -12,13 +13,15 @@ use protocol::text::{sanitize_chat, sanitize_line};
 use protocol::{Dir, GameEvent, Mode, PlayerId, Pos, ServerMsg};
 
 use super::theme::Theme;
+use crate::bot::BotUpdate;
 use crate::client::{ClientEvent, ClosedReason};
+use crate::lag::LagSnapshot;
 use crate::view::{GameView, Handled};
+
+pub use compare::{Column, Compare};
 
 /// Lines kept in the chat/event log.
 pub const LOG_LINES: usize = 200;
-/// RTT samples kept for the sparkline.
-pub const RTT_HISTORY: usize = 40;
 /// Chat lines we sent, kept for Up/Down recall.
 pub const SENT_HISTORY: usize = 50;
 /// Built-in maps the create-room form cycles through.
@@ -39,6 +42,8 @@ pub struct Session {
     pub has_lobby: bool,
     /// `--spectate`: Enter in the lobby watches instead of playing.
     pub watch: bool,
+    /// The link conditioner every connection goes through, if any.
+    pub conditioner: Option<crate::client::Conditioner>,
 }
 
 /// What the shell must do after a key or an event.
@@ -58,6 +63,11 @@ pub enum Effect {
     Lobby,
     /// Fetch the room list now.
     RefreshRooms,
+    /// Open the compare view on `room`: one observer per transport
+    /// (leaving any current room).
+    Compare {
+        room: String,
+    },
     CreateRoom(CreateRoom),
     Quit,
 }
@@ -69,6 +79,8 @@ pub enum Screen {
     Connecting,
     Lobby,
     Game,
+    /// Every transport side by side on one room.
+    Compare,
     /// The connection ended for good.
     Failed(Failure),
 }
@@ -144,9 +156,12 @@ pub struct App {
     pub spectating: bool,
     pub view: Option<GameView>,
     pub link: LinkState,
-    /// Last round trip, in microseconds, and a short history.
-    pub rtt_us: Option<u64>,
-    pub rtt_history: VecDeque<u64>,
+    /// The client's latest lag figures (status bar, net panel).
+    pub lag: Option<Box<LagSnapshot>>,
+    /// `n`: the net panel with the last minute of lag figures.
+    pub net_panel: bool,
+    /// The compare view's observers, while it is open.
+    pub compare: Option<Compare>,
     pub overlay: Overlay,
     /// The chat line being typed, while typing.
     pub chat_input: Option<String>,
@@ -188,8 +203,9 @@ impl App {
             spectating,
             view: None,
             link: LinkState::Connecting { attempt: 1 },
-            rtt_us: None,
-            rtt_history: VecDeque::new(),
+            lag: None,
+            net_panel: false,
+            compare: None,
             overlay: Overlay::None,
             chat_input: None,
             sent: VecDeque::new(),
@@ -242,9 +258,8 @@ impl App {
 
     // ------------------------------------------------------------ client events
 
-    /// Takes in one event of the client task. `now_us` is the client's
-    /// unix clock in microseconds (for the RTT of pongs).
-    pub fn on_client(&mut self, ev: ClientEvent, now_us: u64) -> Option<Effect> {
+    /// Takes in one event of the client task.
+    pub fn on_client(&mut self, ev: ClientEvent) -> Option<Effect> {
         self.dirty = true;
         match ev {
             ClientEvent::Connecting { attempt } => {
@@ -284,8 +299,12 @@ impl App {
                 self.boost = false;
                 None
             }
-            ClientEvent::Server(msg) => self.on_server(msg, now_us),
+            ClientEvent::Server(msg) => self.on_server(msg),
             ClientEvent::InputSent { .. } => None,
+            ClientEvent::Lag(lag) => {
+                self.lag = Some(lag);
+                None
+            }
             ClientEvent::TransportChosen { transport, reason } => {
                 self.session.transport = transport.name();
                 self.push_log(LogLine::Event(protocol::text::sanitize_chat(&reason)));
@@ -309,17 +328,8 @@ impl App {
         }
     }
 
-    fn on_server(&mut self, msg: ServerMsg, now_us: u64) -> Option<Effect> {
+    fn on_server(&mut self, msg: ServerMsg) -> Option<Effect> {
         match &msg {
-            ServerMsg::Pong(p) => {
-                let rtt = now_us.saturating_sub(p.t);
-                self.rtt_us = Some(rtt);
-                if self.rtt_history.len() == RTT_HISTORY {
-                    self.rtt_history.pop_front();
-                }
-                self.rtt_history.push_back(rtt);
-                return None;
-            }
             ServerMsg::Chat(c) => self.push_log(LogLine::Chat {
                 from: sanitize_line(&c.from, 16),
                 text: sanitize_chat(&c.text),
@@ -522,10 +532,32 @@ impl App {
         }
     }
 
+    /// Takes in a live report of a compare-view observer.
+    pub fn on_compare(&mut self, update: BotUpdate) {
+        if let Some(c) = self.compare.as_mut() {
+            c.update(update);
+            self.dirty = true;
+        }
+    }
+
+    /// Opens the compare view on `room` (the shell starts the observers).
+    pub fn start_compare(&mut self, room: String) -> Effect {
+        self.compare = Some(Compare::new(&room));
+        self.room = None;
+        self.view = None;
+        self.lag = None;
+        self.screen = Screen::Compare;
+        self.overlay = Overlay::None;
+        self.dirty = true;
+        Effect::Compare { room }
+    }
+
     /// Starts connecting to a room (the shell spawns the client).
     pub fn join(&mut self, room: String, spectate: bool) -> Effect {
         self.room = Some(room.clone());
         self.spectating = spectate;
+        self.compare = None;
+        self.lag = None;
         self.view = None;
         self.screen = Screen::Connecting;
         self.link = LinkState::Connecting { attempt: 1 };

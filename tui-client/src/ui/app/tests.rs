@@ -14,6 +14,7 @@ fn session(embedded: bool) -> Session {
         name: "me".into(),
         has_lobby: !embedded,
         watch: false,
+        conditioner: None,
     }
 }
 
@@ -25,21 +26,18 @@ fn welcomed(spectate: bool) -> App {
         spectate,
     );
     let map = Map::parse("#####\n#0..#\n#####\n", "t").unwrap();
-    app.on_client(
-        ClientEvent::Welcome(Box::new(Welcome {
-            player_id: (!spectate).then_some(1),
-            session: "s".into(),
-            token: "t".into(),
-            room: "lobby".into(),
-            mode: Mode::Snake,
-            tick_rate: 20,
-            map,
-            resumed: false,
-            name: "me".into(),
-            server_time_us: 0,
-        })),
-        0,
-    );
+    app.on_client(ClientEvent::Welcome(Box::new(Welcome {
+        player_id: (!spectate).then_some(1),
+        session: "s".into(),
+        token: "t".into(),
+        room: "lobby".into(),
+        mode: Mode::Snake,
+        tick_rate: 20,
+        map,
+        resumed: false,
+        name: "me".into(),
+        server_time_us: 0,
+    })));
     app
 }
 
@@ -124,14 +122,11 @@ fn chat_sends_sanitised_text_cancels_and_recalls() {
 #[test]
 fn a_lost_connection_shows_reconnecting_and_a_resume_clears_it() {
     let mut app = welcomed(false);
-    app.on_client(
-        ClientEvent::Disconnected {
-            reason: "reset".into(),
-            retrying: true,
-        },
-        0,
-    );
-    app.on_client(ClientEvent::Connecting { attempt: 2 }, 0);
+    app.on_client(ClientEvent::Disconnected {
+        reason: "reset".into(),
+        retrying: true,
+    });
+    app.on_client(ClientEvent::Connecting { attempt: 2 });
     assert!(matches!(
         app.link,
         LinkState::Reconnecting { attempt: 2, .. }
@@ -151,7 +146,7 @@ fn a_lost_connection_shows_reconnecting_and_a_resume_clears_it() {
         server_time_us: 0,
     };
     again.resumed = true;
-    app.on_client(ClientEvent::Welcome(Box::new(again)), 0);
+    app.on_client(ClientEvent::Welcome(Box::new(again)));
     assert_eq!(app.link, LinkState::Connected);
     assert!(
         app.log
@@ -163,15 +158,12 @@ fn a_lost_connection_shows_reconnecting_and_a_resume_clears_it() {
 #[test]
 fn final_errors_become_screens_with_retry() {
     let mut app = welcomed(false);
-    app.on_client(
-        ClientEvent::Closed {
-            reason: ClosedReason::Refused {
-                code: "room_full".into(),
-                message: "full".into(),
-            },
+    app.on_client(ClientEvent::Closed {
+        reason: ClosedReason::Refused {
+            code: "room_full".into(),
+            message: "full".into(),
         },
-        0,
-    );
+    });
     let Screen::Failed(f) = &app.screen else {
         panic!("not an error screen: {:?}", app.screen);
     };
@@ -187,16 +179,66 @@ fn final_errors_become_screens_with_retry() {
 }
 
 #[test]
-fn pong_gives_the_rtt() {
+fn lag_reports_feed_the_hud_and_n_toggles_the_net_panel() {
     let mut app = welcomed(false);
-    app.on_client(
-        ClientEvent::Server(protocol::ServerMsg::Pong(protocol::Pong {
-            t: 1_000,
-            server_time_us: 0,
-        })),
-        4_500,
+    assert!(app.lag.is_none());
+    let lag = crate::lag::testkit::snapshot(Default::default());
+    app.on_client(ClientEvent::Lag(Box::new(lag)));
+    assert!(app.lag.as_ref().unwrap().window.rtt.count > 0);
+    assert!(!app.net_panel);
+    assert_eq!(press(&mut app, KeyCode::Char('n')), None);
+    assert!(app.net_panel);
+    press(&mut app, KeyCode::Char('n'));
+    assert!(!app.net_panel);
+    // A new room starts measuring afresh.
+    app.join("duel".into(), false);
+    assert!(app.lag.is_none());
+}
+
+#[test]
+fn the_lobby_opens_the_compare_view_and_q_goes_back() {
+    let mut app = App::new(
+        session(false),
+        Theme::new(ColorMode::None, false),
+        None,
+        false,
     );
-    assert_eq!(app.rtt_us, Some(3_500));
+    app.on_rooms(Ok(vec![protocol::api::RoomInfo {
+        id: "duel".into(),
+        mode: Mode::Tron,
+        map: "maze".into(),
+        players: 0,
+        spectators: 0,
+        max_players: 4,
+        tick_rate: 20,
+        tick: 0,
+    }]));
+    assert_eq!(
+        press(&mut app, KeyCode::Char('t')),
+        Some(Effect::Compare {
+            room: "duel".into()
+        })
+    );
+    assert_eq!(app.screen, Screen::Compare);
+    let cmp = app.compare.as_ref().unwrap();
+    let names: Vec<_> = cmp.columns.iter().map(|c| c.transport.name()).collect();
+    assert_eq!(names, ["ws", "sse", "longpoll", "poll"]);
+    // A live report lands in its column.
+    app.on_compare(crate::bot::BotUpdate {
+        index: 2,
+        name: "cmp-longpoll".into(),
+        phase: crate::bot::BotPhase::Playing,
+        lag: Some(Box::new(crate::lag::testkit::snapshot(Default::default()))),
+        ticks_seen: 10,
+        desyncs: 0,
+        length: 4,
+    });
+    let c = &app.compare.as_ref().unwrap().columns[2];
+    assert_eq!((c.length, c.ticks_seen), (4, 10));
+    assert!(c.lag.is_some());
+    assert_eq!(press(&mut app, KeyCode::Char('q')), Some(Effect::Lobby));
+    assert_eq!(app.screen, Screen::Lobby);
+    assert!(app.compare.is_none());
 }
 
 #[test]

@@ -78,6 +78,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             theme.accent(),
         ),
         Span::raw(" watch  "),
+        Span::styled("t", theme.accent()),
+        Span::raw(" compare  "),
         Span::styled("c", theme.accent()),
         Span::raw(" create  "),
         Span::styled("r", theme.accent()),

@@ -2,7 +2,10 @@
 //! where the cursor goes). No I/O, so every screen is snapshot-tested.
 
 mod arena;
+mod compare;
+pub mod figures;
 mod lobby;
+mod net;
 mod panel;
 mod popups;
 mod status;
@@ -16,8 +19,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
 pub use arena::origin;
+pub use compare::mechanism;
 pub use popups::HELP;
-pub use status::rtt_ms;
 
 use super::app::{App, LinkState, Overlay, Screen};
 use protocol::Mode;
@@ -46,6 +49,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) -> Option<Position> {
     let mut cursor = None;
     match &app.screen {
         Screen::Lobby => lobby::render(app, main, buf),
+        Screen::Compare => compare::render(app, main, buf),
         Screen::Connecting => connecting(app, main, buf),
         Screen::Game => cursor = game(app, main, buf),
         Screen::Failed(f) => {
@@ -114,8 +118,20 @@ fn connecting(app: &App, area: Rect, buf: &mut Buffer) {
 fn game(app: &App, area: Rect, buf: &mut Buffer) -> Option<Position> {
     let theme = &app.theme;
     let panel_w = if area.width >= WIDE { 34 } else { 24 };
-    let [arena_area, panel_area] =
+    let [left, panel_area] =
         Layout::horizontal([Constraint::Min(10), Constraint::Length(panel_w)]).areas(area);
+    // The net panel takes the bottom of the arena's side, leaving the
+    // arena at least 8 rows.
+    let net_h = if app.net_panel {
+        net::HEIGHT.min(left.height.saturating_sub(8))
+    } else {
+        0
+    };
+    let [arena_area, net_area] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(net_h)]).areas(left);
+    if net_h >= 3 {
+        net::render(app, net_area, buf);
+    }
     let title = match &app.view {
         Some(v) => format!(
             " Tickwire{mid}{}{mid}{} ",

@@ -5,7 +5,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Sparkline, Widget, Wrap};
+use ratatui::widgets::{Paragraph, Widget, Wrap};
 
 use crate::ui::app::{App, LogLine};
 
@@ -144,20 +144,19 @@ fn room_info(app: &App, area: Rect, buf: &mut Buffer) {
     lines.push(Line::from(third));
     let text_h = lines.len() as u16;
     Paragraph::new(lines).render(inner, buf);
-    // RTT history under the text, when there is room.
-    if inner.height > text_h && !app.rtt_history.is_empty() {
+    // RTT history (a bar per second) under the text, when there is room.
+    let history = app.lag.as_ref().map(|l| &l.history);
+    if inner.height > text_h
+        && let Some(h) = history
+        && h.iter().any(|s| s.rtt_us.is_some())
+    {
         let spark = Rect {
             y: inner.y + text_h,
             height: inner.height - text_h,
             ..inner
         };
-        let data: Vec<u64> = app.rtt_history.iter().copied().collect();
-        let skip = data.len().saturating_sub(spark.width as usize);
-        Sparkline::default()
-            .data(&data[skip..])
-            .bar_set(theme.bars())
-            .style(theme.good())
-            .render(spark, buf);
+        let data: Vec<Option<u64>> = h.iter().map(|s| s.rtt_us).collect();
+        super::net::sparkline(&data, None, theme, spark, buf);
     }
 }
 

@@ -1,5 +1,7 @@
-//! The status bar: connection state, transport, RTT, tick, server, and the
-//! keys that matter most. Fields are dropped from the right when narrow.
+//! The status bar: connection state, transport, and what it costs (RTT,
+//! frame age, input latency: medians of the last few seconds, colored by
+//! [`figures::Kind`]'s thresholds), tick, server, and the keys that matter
+//! most. Fields are dropped from the right when narrow.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -7,12 +9,20 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
+use super::figures::{self, Kind};
 use crate::ui::app::{App, LinkState, Screen};
+use crate::ui::theme::Theme;
 
-/// From this round trip on the RTT shows as slow (yellow)...
-const SLOW_RTT_US: u64 = 100_000;
-/// ...and from this one as bad (red).
-const BAD_RTT_US: u64 = 250_000;
+/// `label value ms`, colored by its thresholds; `label -` when unknown.
+fn figure(label: &str, us: Option<u64>, kind: Kind, theme: &Theme) -> Span<'static> {
+    match us {
+        None => Span::raw(format!("{label} -")),
+        Some(us) => Span::styled(
+            format!("{label} {} ms", figures::ms(us)),
+            kind.style(us, theme),
+        ),
+    }
+}
 
 /// Draws the one-line status bar.
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
@@ -20,6 +30,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let g = &theme.glyphs;
     let (state, style) = match (&app.screen, &app.link) {
         (Screen::Lobby, _) => ("lobby".to_string(), theme.dim()),
+        (Screen::Compare, _) => ("compared".to_string(), theme.accent()),
         (Screen::Failed(_), _) => ("offline".to_string(), theme.bad()),
         (_, LinkState::Connected) => (String::new(), theme.good()),
         (_, LinkState::Connecting { attempt }) if *attempt > 1 => {
@@ -31,26 +42,41 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             theme.warn(),
         ),
     };
+    let conditioned = app
+        .session
+        .conditioner
+        .map_or_else(String::new, |c| format!(" ({c})"));
     let mut fields: Vec<Span> = vec![Span::styled(
         format!(
-            " {} {}{}{state}",
+            " {} {}{conditioned}{}{state}",
             g.bullet,
-            app.session.transport,
+            if app.screen == Screen::Compare {
+                "4 transports"
+            } else {
+                app.session.transport
+            },
             if state.is_empty() { "" } else { " " }
         ),
         style,
     )];
-    let rtt = match app.rtt_us {
-        None => Span::raw("RTT -"),
-        Some(us) => Span::styled(
-            format!("RTT {} ms", rtt_ms(us)),
-            match us {
-                0..SLOW_RTT_US => Style::default(),
-                SLOW_RTT_US..BAD_RTT_US => theme.warn(),
-                _ => theme.bad(),
-            },
-        ),
-    };
+    let lag = app.lag.as_deref();
+    let window = lag.map(|l| l.window);
+    let rtt_us = window
+        .and_then(|w| w.rtt.p50())
+        .or_else(|| lag.and_then(|l| l.last_rtt_us));
+    let rtt = figure("RTT", rtt_us, Kind::Rtt, theme);
+    let age = figure(
+        "age",
+        window.and_then(|w| w.frame_age.p50()),
+        Kind::FrameAge,
+        theme,
+    );
+    let input = figure(
+        "input",
+        window.and_then(|w| w.input_latency.p50()),
+        Kind::Input,
+        theme,
+    );
     if let Some(v) = &app.view {
         if app.spectating {
             // Whom we watch matters more than the figures: it goes first.
@@ -63,9 +89,12 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             };
             fields.push(Span::styled(who, theme.accent()));
             fields.push(rtt);
+            fields.push(age);
             fields.push(Span::raw(format!("tick {}", v.tick())));
         } else {
             fields.push(rtt);
+            fields.push(age);
+            fields.push(input);
             fields.push(Span::raw(format!("tick {}", v.tick())));
             if let Some(s) = v.my_snake() {
                 let boost = if s.boost { "  BOOST" } else { "" };
@@ -75,7 +104,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 ));
             }
         }
-    } else {
+    } else if app.screen != Screen::Compare {
         fields.push(rtt);
     }
     let server = app
@@ -90,7 +119,14 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     };
     fields.push(Span::styled(format!("{server}{embedded}"), theme.dim()));
 
-    let hints = Span::styled("? help  q quit ", theme.dim());
+    let hints = Span::styled(
+        if app.screen == Screen::Game {
+            "n net  ? help  q quit "
+        } else {
+            "? help  q quit "
+        },
+        theme.dim(),
+    );
     let width = area.width as usize;
     let budget = width.saturating_sub(hints.width() + 1);
     let mut spans: Vec<Span> = Vec::new();
@@ -110,13 +146,4 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     spans.push(Span::raw(" ".repeat(pad)));
     spans.push(hints);
     Line::from(spans).style(Style::default()).render(area, buf);
-}
-
-/// Milliseconds with one decimal below 10 ms.
-pub fn rtt_ms(us: u64) -> String {
-    if us < 10_000 {
-        format!("{:.1}", us as f64 / 1000.0)
-    } else {
-        format!("{}", us / 1000)
-    }
 }

@@ -5,8 +5,8 @@
 use crossterm::event::{KeyCode, KeyEvent};
 use protocol::api::RoomInfo;
 use protocol::{
-    ChatLine, DeathCause, Dir, GameEvent, Map, Mode, Pong, Pos, Score, ServerMsg, SnakeState,
-    Snapshot, TickFrame, Welcome, WorldState,
+    ChatLine, DeathCause, Dir, GameEvent, Map, Mode, Pos, Score, ServerMsg, SnakeState, Snapshot,
+    TickFrame, Welcome, WorldState,
 };
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -15,6 +15,7 @@ use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier};
 
 use crate::client::{ClientEvent, ClosedReason};
+use crate::lag::testkit::{Timeline, snapshot as lag};
 use crate::ui::app::{App, CreateForm, Screen, Session};
 use crate::ui::theme::{ColorMode, Theme};
 
@@ -26,6 +27,7 @@ fn session(embedded: bool) -> Session {
         name: "alice".into(),
         has_lobby: !embedded,
         watch: false,
+        conditioner: None,
     }
 }
 
@@ -113,7 +115,7 @@ fn game(me: Option<u32>, colors: ColorMode, ascii: bool) -> App {
         Some("lobby".into()),
         me.is_none(),
     );
-    app.on_client(ClientEvent::Welcome(Box::new(welcome(me, "small"))), 0);
+    app.on_client(ClientEvent::Welcome(Box::new(welcome(me, "small"))));
     // A frame before, with alice one cell back: she is under way, not
     // waiting at her spawn point.
     let mut before = world();
@@ -122,22 +124,13 @@ fn game(me: Option<u32>, colors: ColorMode, ascii: bool) -> App {
         .iter()
         .map(|&(x, y)| Pos::new(x, y))
         .collect();
-    app.on_client(ClientEvent::Server(snapshot_msg(before)), 0);
-    app.on_client(ClientEvent::Server(snapshot_msg(world())), 0);
-    app.on_client(
-        ClientEvent::Server(ServerMsg::Pong(Pong {
-            t: 1_000_000,
-            server_time_us: 0,
-        })),
-        1_012_000,
-    );
-    app.on_client(
-        ClientEvent::Server(ServerMsg::Chat(ChatLine {
-            from: "bot-1".into(),
-            text: "hello \x1b]0;pwned\x07there".into(),
-        })),
-        0,
-    );
+    app.on_client(ClientEvent::Server(snapshot_msg(before)));
+    app.on_client(ClientEvent::Server(snapshot_msg(world())));
+    app.on_client(ClientEvent::Lag(Box::new(lag(Timeline::default()))));
+    app.on_client(ClientEvent::Server(ServerMsg::Chat(ChatLine {
+        from: "bot-1".into(),
+        text: "hello \x1b]0;pwned\x07there".into(),
+    })));
     app.room_info = Some(RoomInfo {
         id: "lobby".into(),
         mode: Mode::Snake,
@@ -189,20 +182,20 @@ fn a_fresh_snake_says_how_to_start_until_it_moves() {
         Some("lobby".into()),
         false,
     );
-    app.on_client(ClientEvent::Welcome(Box::new(welcome(Some(1), "small"))), 0);
+    app.on_client(ClientEvent::Welcome(Box::new(welcome(Some(1), "small"))));
     let spawned = world();
-    app.on_client(ClientEvent::Server(snapshot_msg(spawned.clone())), 0);
+    app.on_client(ClientEvent::Server(snapshot_msg(spawned.clone())));
     assert!(screen(&app, 120, 40).contains("steer to start"));
     // Still at the spawn point a tick later: still waiting.
     let mut held = spawned.clone();
     held.tick += 1;
-    app.on_client(ClientEvent::Server(snapshot_msg(held.clone())), 0);
+    app.on_client(ClientEvent::Server(snapshot_msg(held.clone())));
     assert!(screen(&app, 120, 40).contains("steer to start"));
     let mut moved = held;
     moved.tick += 1;
     moved.snakes[0].body.push_front(Pos::new(11, 5));
     moved.snakes[0].body.pop_back();
-    app.on_client(ClientEvent::Server(snapshot_msg(moved)), 0);
+    app.on_client(ClientEvent::Server(snapshot_msg(moved)));
     assert!(!screen(&app, 120, 40).contains("steer to start"));
 }
 
@@ -266,21 +259,18 @@ fn death_and_respawn_countdown() {
     w.snakes[0].score.deaths += 1;
     w.snakes[1].score.kills += 1;
     let delta = w.diff(&before);
-    app.on_client(
-        ClientEvent::Server(ServerMsg::Tick(Box::new(TickFrame {
-            ack: 0,
-            tick: 1235,
-            checksum: w.checksum(),
-            server_time_us: 0,
-            delta,
-            events: vec![GameEvent::Died {
-                id: 1,
-                killer: Some(2),
-                cause: DeathCause::Body,
-            }],
-        }))),
-        0,
-    );
+    app.on_client(ClientEvent::Server(ServerMsg::Tick(Box::new(TickFrame {
+        ack: 0,
+        tick: 1235,
+        checksum: w.checksum(),
+        server_time_us: 0,
+        delta,
+        events: vec![GameEvent::Died {
+            id: 1,
+            killer: Some(2),
+            cause: DeathCause::Body,
+        }],
+    }))));
     assert_eq!(app.view.as_ref().unwrap().tick(), 1235, "the delta applied");
     let s = screen(&app, 120, 40);
     assert!(s.contains("respawn in 1.5 s"), "{s}");
@@ -291,14 +281,11 @@ fn death_and_respawn_countdown() {
 #[test]
 fn reconnecting_banner_keeps_the_world() {
     let mut app = game(Some(1), ColorMode::Ansi16, false);
-    app.on_client(
-        ClientEvent::Disconnected {
-            reason: "connection reset".into(),
-            retrying: true,
-        },
-        0,
-    );
-    app.on_client(ClientEvent::Connecting { attempt: 3 }, 0);
+    app.on_client(ClientEvent::Disconnected {
+        reason: "connection reset".into(),
+        retrying: true,
+    });
+    app.on_client(ClientEvent::Connecting { attempt: 3 });
     insta::assert_snapshot!(screen(&app, 100, 30));
 }
 
@@ -379,7 +366,7 @@ fn connecting_screen() {
         Some("lobby".into()),
         false,
     );
-    app.on_client(ClientEvent::Connecting { attempt: 2 }, 0);
+    app.on_client(ClientEvent::Connecting { attempt: 2 });
     insta::assert_snapshot!(screen(&app, 60, 20));
 }
 
@@ -391,36 +378,27 @@ fn errors_are_screens() {
         Some("lobby".into()),
         false,
     );
-    app.on_client(
-        ClientEvent::Closed {
-            reason: ClosedReason::Refused {
-                code: "room_full".into(),
-                message: "room lobby is full (16 players)".into(),
-            },
+    app.on_client(ClientEvent::Closed {
+        reason: ClosedReason::Refused {
+            code: "room_full".into(),
+            message: "room lobby is full (16 players)".into(),
         },
-        0,
-    );
+    });
     insta::assert_snapshot!("error_room_full", screen(&app, 60, 20));
-    app.on_client(
-        ClientEvent::Closed {
-            reason: ClosedReason::Unreachable("connection refused".into()),
-        },
-        0,
-    );
+    app.on_client(ClientEvent::Closed {
+        reason: ClosedReason::Unreachable("connection refused".into()),
+    });
     insta::assert_snapshot!("error_unreachable", screen(&app, 60, 20));
     for (code, title) in [
         ("version_mismatch", "Version mismatch"),
         ("kicked", "Kicked"),
     ] {
-        app.on_client(
-            ClientEvent::Closed {
-                reason: ClosedReason::Refused {
-                    code: code.into(),
-                    message: "x".into(),
-                },
+        app.on_client(ClientEvent::Closed {
+            reason: ClosedReason::Refused {
+                code: code.into(),
+                message: "x".into(),
             },
-            0,
-        );
+        });
         assert!(screen(&app, 60, 20).contains(title), "{code}");
     }
 }
@@ -511,9 +489,184 @@ fn a_slow_round_trip_turns_the_rtt_red() {
         buf[(x, y)].fg
     };
     assert_eq!(rtt_cell(&app), Color::Reset, "12 ms is fine");
-    app.rtt_us = Some(300_000);
+    let slow = Timeline {
+        rtt_ms: 300,
+        ..Timeline::default()
+    };
+    let slow = lag(slow);
+    let shown = format!("RTT {} ms", super::figures::ms(slow.window.rtt.p50_us));
+    app.on_client(ClientEvent::Lag(Box::new(slow)));
     assert_eq!(rtt_cell(&app), Color::LightRed);
-    assert!(screen(&app, 120, 40).contains("RTT 300 ms"));
+    assert!(screen(&app, 120, 40).contains(&shown), "{shown}");
+}
+
+#[test]
+fn the_hud_colors_frame_age_and_input_latency_by_their_thresholds() {
+    let mut app = game(Some(1), ColorMode::Ansi16, false);
+    let slow = Timeline {
+        age_ms: 300,
+        input_ms: 180,
+        ..Timeline::default()
+    };
+    app.on_client(ClientEvent::Lag(Box::new(lag(slow))));
+    let buf = draw(&app, 120, 40);
+    let line: String = (0..120)
+        .map(|x| buf[(x, 39)].symbol().to_string())
+        .collect();
+    let fg_of = |word: &str| {
+        let x = line.find(word).map(|i| line[..i].chars().count()).unwrap() as u16;
+        buf[(x, 39)].fg
+    };
+    assert_eq!(fg_of("age"), Color::LightRed, "{line}");
+    assert_eq!(fg_of("input"), Color::LightYellow, "{line}");
+    assert_eq!(fg_of("RTT"), Color::Reset, "{line}");
+}
+
+#[test]
+fn net_panel_shows_the_last_minute() {
+    let mut app = game(Some(1), ColorMode::Ansi16, false);
+    press(&mut app, KeyCode::Char('n'));
+    assert!(app.net_panel);
+    let s = screen(&app, 120, 40);
+    for word in [
+        "Net", "RTT", "age", "input", "jitter", "down", "req/s", "offset",
+    ] {
+        assert!(s.contains(word), "{word}:\n{s}");
+    }
+    insta::assert_snapshot!(s);
+    insta::assert_snapshot!("net_panel_60x20", screen(&app, 60, 20));
+    let mut watcher = game(None, ColorMode::Ansi16, false);
+    press(&mut watcher, KeyCode::Char('n'));
+    assert!(screen(&watcher, 120, 40).contains("(no upstream)"));
+}
+
+/// A compare view with four observers measured along plausible timelines.
+fn compare(colors: ColorMode, ascii: bool) -> App {
+    use crate::bot::{BotPhase, BotUpdate};
+    let mut app = App::new(session(false), Theme::new(colors, ascii), None, false);
+    app.start_compare("lobby".into());
+    let timelines = [
+        (
+            Timeline {
+                rtt_ms: 1,
+                age_ms: 1,
+                input_ms: 52,
+                ..Timeline::default()
+            },
+            BotPhase::Playing,
+            7,
+        ),
+        (
+            Timeline {
+                rtt_ms: 2,
+                age_ms: 1,
+                input_ms: 0,
+                bytes_per_s: 9_800,
+                requests_per_s: 1,
+                ..Timeline::default()
+            },
+            BotPhase::Watching,
+            0,
+        ),
+        (
+            Timeline {
+                rtt_ms: 3,
+                age_ms: 2,
+                input_ms: 55,
+                bytes_per_s: 14_500,
+                requests_per_s: 21,
+                ..Timeline::default()
+            },
+            BotPhase::Playing,
+            4,
+        ),
+        (
+            Timeline {
+                rtt_ms: 130,
+                age_ms: 10,
+                input_ms: 170,
+                burst: 5,
+                bytes_per_s: 6_200,
+                requests_per_s: 5,
+                ..Timeline::default()
+            },
+            BotPhase::Reconnecting("reset".into()),
+            0,
+        ),
+    ];
+    for (i, (t, phase, length)) in timelines.into_iter().enumerate() {
+        app.on_compare(BotUpdate {
+            index: i,
+            name: format!("cmp-{i}"),
+            phase,
+            lag: Some(Box::new(lag(t))),
+            ticks_seen: 1400,
+            desyncs: 0,
+            length,
+        });
+    }
+    app
+}
+
+#[test]
+fn compare_view_120x40() {
+    let app = compare(ColorMode::Ansi16, false);
+    assert_eq!(app.screen, Screen::Compare);
+    let s = screen(&app, 120, 40);
+    for word in [
+        "WebSocket",
+        "SSE",
+        "long-poll",
+        "short poll",
+        "no upstream",
+        "GET /api/time",
+    ] {
+        assert!(s.contains(word), "{word}:\n{s}");
+    }
+    insta::assert_snapshot!(s);
+}
+
+#[test]
+fn compare_view_degrades_on_small_terminals() {
+    let app = compare(ColorMode::Ansi16, false);
+    let s = screen(&app, 60, 20);
+    // The core figures stay; less important rows go first.
+    for word in [
+        "RTT p50",
+        "age p50",
+        "age p99",
+        "input p50",
+        "jitter",
+        "req/s",
+        "down",
+    ] {
+        assert!(s.contains(word), "{word}:\n{s}");
+    }
+    insta::assert_snapshot!("compare_view_60x20", s);
+    insta::assert_snapshot!("compare_view_80x24", screen(&app, 80, 24));
+}
+
+#[test]
+fn compare_view_in_ascii_and_without_colors() {
+    let app = compare(ColorMode::None, true);
+    let s = screen(&app, 100, 30);
+    assert!(s.is_ascii(), "--ascii draws only ASCII:\n{s}");
+    let buf = draw(&app, 100, 30);
+    assert!(
+        buf.content
+            .iter()
+            .all(|c| c.fg == Color::Reset && c.bg == Color::Reset),
+        "NO_COLOR: no colors at all"
+    );
+    insta::assert_snapshot!(s);
+    // With colors, the slow short poll is yellow or red somewhere.
+    let colored = draw(&compare(ColorMode::Ansi16, false), 120, 40);
+    assert!(
+        colored
+            .content
+            .iter()
+            .any(|c| c.fg == Color::LightRed || c.fg == Color::LightYellow)
+    );
 }
 
 #[test]
@@ -526,13 +679,13 @@ fn a_spectator_follows_the_longest_snake_until_it_dies() {
     w.snakes[1]
         .body
         .extend([Pos::new(20, 13), Pos::new(20, 14), Pos::new(20, 15)]);
-    app.on_client(ClientEvent::Server(snapshot_msg(w.clone())), 0);
+    app.on_client(ClientEvent::Server(snapshot_msg(w.clone())));
     assert_eq!(app.followed, Some(1));
     // alice dies: the camera moves to the longest one alive.
     w.tick += 1;
     w.snakes[0].body.clear();
     w.snakes[0].alive = false;
-    app.on_client(ClientEvent::Server(snapshot_msg(w)), 0);
+    app.on_client(ClientEvent::Server(snapshot_msg(w)));
     assert_eq!(app.followed, Some(2));
     assert!(screen(&app, 120, 40).contains("watching bot-1"));
 }
