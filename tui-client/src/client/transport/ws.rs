@@ -192,13 +192,23 @@ impl WsLink {
         }
     }
 
-    /// Sends a normal close and flushes it (best effort, bounded).
+    /// Sends a normal close and waits for the server's (best effort,
+    /// bounded to a second). Waiting matters: the server queues a `leave`
+    /// in its room before it answers the close, so once this returns the
+    /// room has the leave ahead of anything this process sends next (a
+    /// rejoin under the same name, for one).
     pub async fn close(&mut self) {
         let frame = CloseFrame {
             code: CloseCode::Normal,
             reason: "bye".into(),
         };
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.close(Some(frame))).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            if self.stream.close(Some(frame)).await.is_ok() {
+                // Frames still in flight, then the server's close, then the end.
+                while let Some(Ok(_)) = self.stream.next().await {}
+            }
+        })
+        .await;
         self.closed = true;
     }
 }
