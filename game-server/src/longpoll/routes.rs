@@ -8,9 +8,6 @@ use warp::{Filter, Rejection};
 
 use crate::routes::AppState;
 
-/// Largest body a hello or a send batch may have.
-pub const MAX_BODY_BYTES: u64 = 16 * 1024;
-
 fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
 }
@@ -27,8 +24,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::post())
         .and(header("content-type"))
         .and(header("accept"))
-        .and(warp::body::content_length_limit(MAX_BODY_BYTES))
-        .and(warp::body::bytes())
+        .and(crate::routes::body(&state))
         .and(with_state(state.clone()))
         .then(super::create);
     let poll = warp::path!("rooms" / String / "sessions" / String / "poll")
@@ -41,8 +37,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::post())
         .and(header("authorization"))
         .and(header("content-type"))
-        .and(warp::body::content_length_limit(MAX_BODY_BYTES))
-        .and(warp::body::bytes())
+        .and(crate::routes::body(&state))
         .and(with_state(state.clone()))
         .then(super::send);
     let delete = warp::path!("rooms" / String / "sessions" / String)
