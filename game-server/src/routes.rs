@@ -300,6 +300,16 @@ async fn recover(
             format!("bad request: {err:?}"),
         )
     };
+    let mut r = r;
+    // The body was not (all) read: close rather than wait for the rest of
+    // it (or a slow client) before the next request on this connection.
+    if matches!(
+        r.status(),
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT | StatusCode::LENGTH_REQUIRED
+    ) {
+        r.headers_mut()
+            .insert("connection", warp::http::HeaderValue::from_static("close"));
+    }
     Ok(r)
 }
 

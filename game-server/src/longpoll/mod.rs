@@ -165,6 +165,14 @@ impl PolledSessions {
         self.len() == 0
     }
 
+    /// Polls being answered or held right now, over every session.
+    pub fn polls_in_flight(&self) -> usize {
+        self.lock()
+            .values()
+            .map(|s| s.lock().in_flight as usize)
+            .sum()
+    }
+
     async fn reap(self, mut shutdown: watch::Receiver<bool>) {
         let mut every =
             tokio::time::interval(REAP_EVERY.min(self.idle / 2).max(Duration::from_millis(10)));
@@ -234,6 +242,14 @@ fn unknown_session() -> Response {
         "unknown_session",
         "no such session (it expired, was taken over or left): join again with a hello, \
          with your token to resume",
+    )
+}
+
+fn shutting_down() -> Response {
+    error_reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "shutting_down",
+        "the server is shutting down",
     )
 }
 
@@ -419,6 +435,9 @@ pub async fn poll(
         };
         let closed = batch.is_empty() && sess.outbox.is_closed() && sess.outbox.is_empty();
         if !batch.is_empty() || wait.is_zero() || closed {
+            if closed && *shutdown.borrow() {
+                return shutting_down();
+            }
             if closed {
                 // Taken over by a resume elsewhere, or the room stopped.
                 sess.lock().over = true;
@@ -430,8 +449,11 @@ pub async fn poll(
             return bytes_reply(StatusCode::OK, sess.format, body);
         }
         tokio::select! {
+            // Shutdown first: the room closes our outbox when it stops, and
+            // that must read as "shutting down", not as a lost session.
+            biased;
             _ = crate::clock::until_shutdown(&mut shutdown) => {
-                return error_reply(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "server shutting down");
+                return shutting_down();
             }
             _ = tokio::time::sleep_until(deadline) => {
                 return bytes_reply(StatusCode::OK, sess.format, encode_poll_batch(sess.format, &[], after));
