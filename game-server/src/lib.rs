@@ -5,6 +5,7 @@
 pub mod accept;
 pub mod clock;
 pub mod limits;
+pub mod logging;
 pub mod longpoll;
 pub mod outbox;
 pub mod room;

@@ -130,12 +130,7 @@ fn secs(s: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    game_server::logging::init();
     let server = start(ServerConfig {
         bind: args.bind,
         tick_rate: args.tick_rate,

@@ -100,7 +100,11 @@ pub async fn serve(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
 
 /// Closes after a receive error, with the code that fits it, and counts it.
 async fn close_after_error(tx: &mut Sink, e: &warp::Error, counters: &Counters, limit: usize) {
-    let code = error_close_code(e);
+    let Some(code) = error_close_code(e) else {
+        // The connection itself failed (reset, gone): nobody to tell.
+        debug!(error = %e, "connection lost");
+        return;
+    };
     let reason = if code == close::TOO_BIG {
         bump(&counters.ws_oversize);
         format!("message over the limit of {limit} bytes")
@@ -369,13 +373,15 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
 }
 
 /// The close code for a receive error: oversize is 1009, text that is not
-/// UTF-8 1007, anything else (a broken frame) 1002.
-fn error_close_code(e: &warp::Error) -> u16 {
+/// UTF-8 1007, anything else the client sent wrong (a broken frame) 1002;
+/// `None` when the connection itself failed.
+fn error_close_code(e: &warp::Error) -> Option<u16> {
     use tokio_tungstenite::tungstenite::Error as WsError;
     let inner = std::error::Error::source(e).and_then(|s| s.downcast_ref::<WsError>());
     match inner {
-        Some(WsError::Capacity(_)) => close::TOO_BIG,
-        Some(WsError::Utf8(_)) => close::INVALID,
-        _ => close::PROTOCOL,
+        Some(WsError::Capacity(_)) => Some(close::TOO_BIG),
+        Some(WsError::Utf8(_)) => Some(close::INVALID),
+        Some(WsError::Io(_) | WsError::ConnectionClosed | WsError::AlreadyClosed) => None,
+        _ => Some(close::PROTOCOL),
     }
 }

@@ -9,14 +9,14 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Http, WAIT, server};
+use common::{Http, RawWs, WAIT, server, small_window};
 use futures_util::{SinkExt, StreamExt};
 use game_server::RunningServer;
 use game_server::limits::counters::CountersSnapshot;
 use protocol::codec::{decode, encode};
 use protocol::{ClientMsg, Dir, Format, Input, PROTOCOL_VERSION, ServerMsg};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -416,14 +416,6 @@ async fn bodies_over_the_limit_are_413_json_and_the_answer_arrives() {
     s.shutdown().await;
 }
 
-/// A socket with a tiny receive window, so a reader that stops reading
-/// stalls the server's writes after a few KiB.
-async fn small_window(addr: SocketAddr) -> TcpStream {
-    let sock = TcpSocket::new_v4().unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    sock.connect(addr).await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_that_stop_reading_are_closed_after_the_write_stall_timeout() {
     let s = server(|c| {
@@ -452,68 +444,6 @@ async fn readers_that_stop_reading_are_closed_after_the_write_stall_timeout() {
     let got = closed_by_server(&mut sse).await;
     assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
     s.shutdown().await;
-}
-
-/// A WebSocket client written by hand, so it can be idle the way a dead
-/// peer is: it sends its hello and then nothing, not even pongs (a real
-/// client library answers pings while it reads).
-struct RawWs(TcpStream);
-
-impl RawWs {
-    async fn open(addr: SocketAddr) -> RawWs {
-        let mut c = TcpStream::connect(addr).await.unwrap();
-        let req = "GET /rooms/lobby/ws HTTP/1.1\r\nhost: t\r\nupgrade: websocket\r\n\
-                   connection: upgrade\r\nsec-websocket-version: 13\r\n\
-                   sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
-        c.write_all(req.as_bytes()).await.unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            let mut b = [0u8; 1];
-            let n = tokio::time::timeout(WAIT, c.read(&mut b))
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(n, 1, "closed during the handshake");
-            head.push(b[0]);
-        }
-        assert!(
-            head.starts_with(b"HTTP/1.1 101"),
-            "{}",
-            String::from_utf8_lossy(&head)
-        );
-        RawWs(c)
-    }
-
-    /// Sends one masked text frame (under 126 bytes).
-    async fn send_text(&mut self, text: &str) {
-        let mask = [1u8, 2, 3, 4];
-        let mut f = vec![0x81, 0x80 | text.len() as u8];
-        f.extend_from_slice(&mask);
-        f.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        self.0.write_all(&f).await.unwrap();
-    }
-
-    /// Reads frames until the close frame; returns its code and reason.
-    async fn close_frame(&mut self) -> (u16, String) {
-        loop {
-            let mut h = [0u8; 2];
-            tokio::time::timeout(WAIT, self.0.read_exact(&mut h))
-                .await
-                .expect("no close frame in time")
-                .unwrap();
-            let len = match h[1] & 0x7F {
-                126 => u64::from(self.0.read_u16().await.unwrap()),
-                127 => self.0.read_u64().await.unwrap(),
-                n => u64::from(n),
-            };
-            let mut payload = vec![0u8; len as usize];
-            self.0.read_exact(&mut payload).await.unwrap();
-            if h[0] & 0x0F == 0x8 {
-                let code = u16::from_be_bytes([payload[0], payload[1]]);
-                return (code, String::from_utf8_lossy(&payload[2..]).into_owned());
-            }
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

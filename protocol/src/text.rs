@@ -94,6 +94,24 @@ pub fn sanitize_line(s: &str, max_chars: usize) -> String {
     out
 }
 
+/// `s` with every unsafe character (and line break) written as a Rust
+/// `\u{..}` escape, for log lines: nothing is lost, nothing is obeyed by
+/// the terminal that shows the log.
+pub fn escape_unsafe(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| is_unsafe(c) || c.is_control()) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if is_unsafe(c) || c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A player name: sanitised, at most [`MAX_NAME_CHARS`], never empty.
 pub fn sanitize_name(s: &str) -> String {
     let n = sanitize_line(s, MAX_NAME_CHARS);
@@ -129,6 +147,15 @@ mod tests {
             "Hangul fillers"
         );
         assert_eq!(sanitize_chat("a\u{061C}b\u{FE0F}c"), "abc");
+    }
+
+    #[test]
+    fn log_escaping_keeps_everything_but_obeys_nothing() {
+        assert_eq!(escape_unsafe("plain"), "plain");
+        assert_eq!(
+            escape_unsafe("a\x1b[2J\u{202E}b\n"),
+            "a\\u{1b}[2J\\u{202e}b\\u{a}"
+        );
     }
 
     #[test]

@@ -345,7 +345,8 @@ pub async fn create(
         polls: watch::channel(0).0,
     });
     let key = (room_id, joined.welcome.session.clone());
-    debug!(room = %key.0, session = %key.1, sub = joined.sub, "polled session open");
+    // The name is the room's sanitised one, never the hello's.
+    debug!(room = %key.0, session = %key.1, sub = joined.sub, name = %joined.welcome.name, "polled session open");
     // A resume replaces the old entry; the room already closed its outbox.
     if let Some(old) = s.sessions.lock().insert(key, session) {
         old.lock().over = true;
