@@ -377,11 +377,17 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
 /// `None` when the connection itself failed.
 fn error_close_code(e: &warp::Error) -> Option<u16> {
     use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
     let inner = std::error::Error::source(e).and_then(|s| s.downcast_ref::<WsError>());
     match inner {
         Some(WsError::Capacity(_)) => Some(close::TOO_BIG),
         Some(WsError::Utf8(_)) => Some(close::INVALID),
-        Some(WsError::Io(_) | WsError::ConnectionClosed | WsError::AlreadyClosed) => None,
+        Some(
+            WsError::Io(_)
+            | WsError::ConnectionClosed
+            | WsError::AlreadyClosed
+            | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake),
+        ) => None,
         _ => Some(close::PROTOCOL),
     }
 }
