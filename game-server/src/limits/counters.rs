@@ -42,7 +42,7 @@ pub struct Counters {
 }
 
 /// The counters at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CountersSnapshot {
     pub accepted: u64,
     pub refused_server_full: u64,
