@@ -129,19 +129,32 @@ async fn run(secs: u64, players: usize, spectators: usize, report_path: Option<S
     for p in &mut honest {
         p.until("a welcome", |p| !p.welcomes.is_empty()).await;
     }
+    // The players step on their own tasks for the whole run, so no frame
+    // waits for a phase to start; each frame counts in the phase its tick
+    // was produced in.
+    let shared = Arc::new(Honest {
+        frames: Mutex::new(Vec::new()),
+        stats: Mutex::new(vec![Default::default(); honest.len()]),
+        stop: AtomicBool::new(false),
+    });
+    let tasks: Vec<_> = honest
+        .into_iter()
+        .enumerate()
+        .map(|(who, p)| tokio::spawn(play(who, p, shared.clone())))
+        .collect();
     let mut phases = Vec::new();
-    let (baseline, honest_back) = phase("baseline", secs, &mut server, honest).await;
-    phases.push(baseline);
+    phases.push(phase("baseline", secs, &mut server, &shared).await);
     let attacker = spawn_attacker(&server, spectators);
-    let (hostile, honest_back) = phase("hostile", secs, &mut server, honest_back).await;
-    phases.push(hostile);
+    phases.push(phase("hostile", secs, &mut server, &shared).await);
     // The attacker winds down while the last phase runs.
     let attack_report = tokio::task::spawn_blocking(move || attacker.report());
-    let (after, honest) = phase("after", secs, &mut server, honest_back).await;
-    phases.push(after);
+    phases.push(phase("after", secs, &mut server, &shared).await);
     let attack_report = attack_report.await.unwrap_or_default();
-    for p in honest {
-        let _ = tokio::time::timeout(Duration::from_secs(10), p.leave()).await;
+    shared.stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        if let Ok(p) = t.await {
+            let _ = tokio::time::timeout(Duration::from_secs(10), p.leave()).await;
+        }
     }
     let end = server.stop().await;
     let report = serde_json::json!({
@@ -161,61 +174,58 @@ async fn run(secs: u64, players: usize, spectators: usize, report_path: Option<S
     }
 }
 
-async fn phase(
-    name: &'static str,
-    secs: u64,
-    server: &mut ChildServer,
-    honest: Vec<Probe>,
-) -> (Phase, Vec<Probe>) {
-    eprintln!("phase {name}: {secs} s");
-    let until = Instant::now() + Duration::from_secs(secs);
-    let before: Vec<_> = honest
-        .iter()
-        .map(|p| p.view.as_ref().map(|v| v.stats).unwrap_or_default())
-        .collect();
-    // The players step on their own tasks' events; the server's stats
-    // arrive once a second on this one.
-    let ages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let mut tasks = Vec::new();
-    for mut p in honest {
-        let ages = ages.clone();
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() < until {
-                let left = until
-                    .saturating_duration_since(Instant::now())
-                    .min(Duration::from_secs(15));
-                let Ok(ev) = tokio::time::timeout(left, p.step()).await else {
-                    continue;
-                };
-                if let ClientEvent::Server(ServerMsg::Tick(t)) = ev {
-                    let age = game_server::clock::now_us().saturating_sub(t.server_time_us);
-                    ages.lock().unwrap().push(age);
-                }
-            }
-            p
-        }));
+/// What the honest players share with the phases that measure them.
+struct Honest {
+    /// `(server_time_us, age_us)` of every tick frame received.
+    frames: Mutex<Vec<(u64, u64)>>,
+    /// Each player's view counters, kept current.
+    stats: Mutex<Vec<tui_client::view::FrameStats>>,
+    stop: AtomicBool,
+}
+
+/// One honest player: steps its client until told to stop.
+async fn play(who: usize, mut p: Probe, shared: Arc<Honest>) -> Probe {
+    while !shared.stop.load(Ordering::Relaxed) {
+        let Ok(ev) = tokio::time::timeout(Duration::from_secs(1), p.step()).await else {
+            continue;
+        };
+        if let ClientEvent::Server(ServerMsg::Tick(t)) = ev {
+            let age = game_server::clock::now_us().saturating_sub(t.server_time_us);
+            shared.frames.lock().unwrap().push((t.server_time_us, age));
+            shared.stats.lock().unwrap()[who] =
+                p.view.as_ref().map(|v| v.stats).unwrap_or_default();
+        }
     }
+    p
+}
+
+async fn phase(name: &'static str, secs: u64, server: &mut ChildServer, honest: &Honest) -> Phase {
+    eprintln!("phase {name}: {secs} s");
+    let before = honest.stats.lock().unwrap().clone();
+    let start_us = game_server::clock::now_us();
+    let until = Instant::now() + Duration::from_secs(secs);
     let mut tick_us = Vec::new();
     let mut last = Stats::default();
     while Instant::now() < until {
         last = server.stats().await;
         tick_us.extend_from_slice(&last.tick_us_all);
     }
-    let mut honest = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        honest.push(t.await.expect("an honest player"));
-    }
+    let end_us = game_server::clock::now_us();
+    let after = honest.stats.lock().unwrap().clone();
     tick_us.sort_unstable();
-    let mut ages = std::mem::take(&mut *ages.lock().unwrap());
-    ages.sort_unstable();
-    let after: Vec<_> = honest
+    let mut ages: Vec<u64> = honest
+        .frames
+        .lock()
+        .unwrap()
         .iter()
-        .map(|p| p.view.as_ref().map(|v| v.stats).unwrap_or_default())
+        .filter(|(t, _)| (start_us..end_us).contains(t))
+        .map(|(_, age)| *age)
         .collect();
+    ages.sort_unstable();
     let delta = |f: fn(&tui_client::view::FrameStats) -> u64| -> u64 {
         after.iter().zip(&before).map(|(a, b)| f(a) - f(b)).sum()
     };
-    let phase = Phase {
+    Phase {
         name,
         ticks_timed: tick_us.len(),
         tick_us_p50: percentile(&tick_us, 0.5),
@@ -232,8 +242,7 @@ async fn phase(
         connections_end: last.connections,
         overruns: last.overruns,
         counters_end: last.counters,
-    };
-    (phase, honest)
+    }
 }
 
 /// The attacker's process; closing its stdin stops it.
@@ -274,8 +283,8 @@ fn spawn_attacker(server: &ChildServer, spectators: usize) -> Attacker {
 // ---- the attacker (its own process) ----
 
 use futures_util::{SinkExt, StreamExt};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -290,7 +299,7 @@ struct Tallies {
     big_1009: AtomicU64,
     chat: AtomicU64,
     chat_limited: AtomicU64,
-    garbage_closes: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
+    garbage_closes: Mutex<std::collections::BTreeMap<u16, u64>>,
 }
 
 const EVIL_NAME: &str = "\x1b[2J\x1b]0;pwned\x07\u{202E}evil\u{200B}";
