@@ -131,6 +131,7 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
     let first = match tokio::time::timeout(limits.ws_hello_timeout, rx.next()).await {
         Err(_) => {
             bump(&counters.ws_hello_timeouts);
+            debug!("no hello in time: closing");
             let reason = format!(
                 "no hello within {} s",
                 limits.ws_hello_timeout.as_secs_f64()
@@ -257,6 +258,7 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
             _ = ping.tick() => {
                 if last_heard.elapsed() >= limits.ws_idle_timeout {
                     bump(&counters.ws_idle_timeouts);
+                    debug!("idle: closing");
                     let reason = format!("idle for {} s", limits.ws_idle_timeout.as_secs_f64());
                     let _ = tx.send(Message::close_with(close::POLICY, reason)).await;
                     break;
