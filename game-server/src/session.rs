@@ -214,7 +214,7 @@ mod tests {
         let (c, _) = ps.admit("\x1b[1mAl\u{200B}ice\u{202E}", None).unwrap();
         assert_eq!(ps.get(a).unwrap().name, "Alice");
         assert_eq!(ps.get(b).unwrap().name, "aLICE2");
-        assert_eq!(ps.get(c).unwrap().name, "[1mAlice");
+        assert_eq!(ps.get(c).unwrap().name, "Alice3");
     }
 
     #[test]

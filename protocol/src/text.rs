@@ -1,7 +1,9 @@
 //! Sanitising text that came from a player before it reaches any terminal.
 //!
-//! Names and chat lose control characters (C0, C1, DEL, so every ANSI/OSC
-//! escape loses its ESC and becomes inert text), bidi overrides, isolates
+//! Names and chat lose terminal escape sequences whole (CSI such as
+//! `ESC [ 31 m`, OSC such as `ESC ] 0 ; title BEL`, DCS/SOS/PM/APC strings and
+//! two-byte escapes, in their 7-bit and C1 forms), then every other control
+//! character (C0, C1, DEL), bidi overrides, isolates
 //! and marks, zero-width and other invisible characters (joiners,
 //! variation selectors, tags, Hangul fillers), runs of combining marks
 //! beyond two on one letter ("Zalgo" text that spills over other lines),
@@ -48,7 +50,75 @@ pub fn is_combining(c: char) -> bool {
     )
 }
 
-/// Removes unsafe characters, folds whitespace runs to one space, trims,
+/// Where an escape sequence is in its parse.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Escape {
+    /// Plain text.
+    Text,
+    /// After ESC.
+    Esc,
+    /// In a CSI: parameters and intermediates up to a final byte.
+    Csi,
+    /// In an OSC/DCS/SOS/PM/APC string, up to BEL or ST.
+    Str,
+    /// ESC inside a string: `\` ends it (ST).
+    StrEsc,
+}
+
+/// `s` without its terminal escape sequences: a CSI from `ESC [` (or C1
+/// `U+009B`) to its final byte, a control string from `ESC ]`, `ESC P`,
+/// `ESC X`, `ESC ^`, `ESC _` (or their C1 forms) to BEL or ST, and `ESC`
+/// with the one character after it. An unterminated sequence runs to the
+/// end. What is left still goes through [`is_unsafe`].
+pub fn strip_escapes(s: &str) -> std::borrow::Cow<'_, str> {
+    const STRINGS: [char; 5] = [']', 'P', 'X', '^', '_'];
+    const C1_STRINGS: [char; 5] = ['\u{9d}', '\u{90}', '\u{98}', '\u{9e}', '\u{9f}'];
+    if !s.contains(['\x1b', '\u{9b}']) && !s.contains(C1_STRINGS) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut state = Escape::Text;
+    for c in s.chars() {
+        state = match state {
+            Escape::Text => match c {
+                '\x1b' => Escape::Esc,
+                '\u{9b}' => Escape::Csi,
+                c if C1_STRINGS.contains(&c) => Escape::Str,
+                c => {
+                    out.push(c);
+                    Escape::Text
+                }
+            },
+            Escape::Esc => match c {
+                '[' => Escape::Csi,
+                c if STRINGS.contains(&c) => Escape::Str,
+                '\x1b' => Escape::Esc,
+                _ => Escape::Text,
+            },
+            // Parameters 0x30-0x3F and intermediates 0x20-0x2F go on; a
+            // final byte 0x40-0x7E ends it; anything else aborts it.
+            Escape::Csi => match c {
+                '\u{20}'..='\u{3f}' => Escape::Csi,
+                '\x1b' => Escape::Esc,
+                _ => Escape::Text,
+            },
+            Escape::Str => match c {
+                '\x07' | '\u{9c}' => Escape::Text,
+                '\x1b' => Escape::StrEsc,
+                _ => Escape::Str,
+            },
+            Escape::StrEsc => match c {
+                '\\' => Escape::Text,
+                '\x1b' => Escape::StrEsc,
+                _ => Escape::Str,
+            },
+        };
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Removes escape sequences ([`strip_escapes`]) and unsafe characters,
+/// folds whitespace runs to one space, trims,
 /// keeps at most [`MAX_MARKS`] combining marks per character (none at the
 /// start or after a space), and keeps at most `max_chars` characters.
 pub fn sanitize_line(s: &str, max_chars: usize) -> String {
@@ -57,7 +127,7 @@ pub fn sanitize_line(s: &str, max_chars: usize) -> String {
     let mut pending_space = false;
     // Marks on the last kept character; `None` when there is no base for one.
     let mut marks: Option<usize> = None;
-    for c in s.chars() {
+    for c in strip_escapes(s).chars() {
         if c.is_whitespace() {
             pending_space = !out.is_empty();
             continue;
@@ -134,12 +204,32 @@ mod tests {
 
     #[test]
     fn strips_escapes_and_invisibles() {
-        assert_eq!(sanitize_name("\x1b[31mred\x1b[0m"), "[31mred[0m");
-        assert_eq!(sanitize_chat("a\x1b]0;pwned\x07b"), "a]0;pwnedb");
+        assert_eq!(sanitize_name("\x1b[31mred\x1b[0m"), "red");
+        assert_eq!(sanitize_chat("a\x1b]0;pwned\x07b"), "ab");
+        assert_eq!(
+            sanitize_chat("a\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\b"),
+            "alinkb"
+        );
+        assert_eq!(
+            sanitize_chat("x\x1b[?1049hy\x1bcz"),
+            "xyz",
+            "private CSI, ESC c"
+        );
+        assert_eq!(
+            sanitize_chat("a\x1bPq#0;2;0;0;0\x1b\\b"),
+            "ab",
+            "DCS (sixel)"
+        );
+        assert_eq!(
+            sanitize_chat("a\x1b]52;c;cHduZWQ="),
+            "a",
+            "unterminated OSC"
+        );
         assert_eq!(sanitize_chat("evil\u{202E}txt.exe"), "eviltxt.exe");
         assert_eq!(sanitize_chat("zero\u{200B}width\u{FEFF}"), "zerowidth");
         assert_eq!(sanitize_chat("  a \t\n b  "), "a b");
-        assert_eq!(sanitize_chat("\u{9b}31m"), "31m", "C1 CSI is removed");
+        assert_eq!(sanitize_chat("\u{9b}31mx"), "x", "C1 CSI is removed whole");
+        assert_eq!(sanitize_chat("a\u{9d}0;t\u{9c}b"), "ab", "C1 OSC to C1 ST");
         assert_eq!(sanitize_name("\x00\x1b"), "player");
         assert_eq!(
             sanitize_name("\u{3164}\u{115F}"),
