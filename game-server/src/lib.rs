@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod longpoll;
+pub mod metrics;
 pub mod outbox;
 pub mod room;
 pub mod rooms;
@@ -154,10 +155,12 @@ fn listen(addr: SocketAddr, send_buffer: Option<u32>) -> std::io::Result<tokio::
 /// default room `lobby`.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let metrics = std::sync::Arc::new(metrics::Metrics::new());
     let rooms = rooms::Rooms::new(
         shutdown_rx.clone(),
         config.resume_grace,
         config.spectators.clone(),
+        metrics.clone(),
     );
     rooms
         .create(
@@ -184,6 +187,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         shutdown: shutdown_rx.clone(),
         keepalive: config.spectators.keepalive,
         sessions: longpoll::PolledSessions::new(shutdown_rx.clone(), config.poll_idle_timeout),
+        metrics,
     };
     let mut signal = shutdown_rx;
     let server = tokio::spawn(

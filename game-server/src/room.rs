@@ -20,6 +20,7 @@ use tracing::{Instrument, debug, info_span};
 
 use crate::SpectatorConfig;
 use crate::clock::now_us;
+use crate::metrics::{Metrics, RoomMetrics};
 use crate::outbox::{DEFAULT_CAPACITY, Outbox, Pushed};
 use crate::session::{AdmitError, Players, random_hex128};
 use crate::sim::{SimConfig, SimInput, World};
@@ -125,6 +126,8 @@ pub struct RoomHandle {
     world: watch::Receiver<Arc<WorldState>>,
     /// Watch frames rendered for this room, shared by its watchers.
     pub frames: Arc<crate::watch::stream::FrameCache>,
+    /// The server's metrics, for the transports serving this room.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The room's task is gone (server shutting down).
@@ -133,13 +136,18 @@ pub struct RoomHandle {
 pub struct RoomClosed;
 
 impl RoomHandle {
-    /// Starts a room task; it runs until `shutdown` turns true.
-    pub fn spawn(config: RoomConfig, shutdown: watch::Receiver<bool>) -> RoomHandle {
+    /// Starts a room task that records into `metrics`; it runs until
+    /// `shutdown` turns true.
+    pub fn spawn(
+        config: RoomConfig,
+        shutdown: watch::Receiver<bool>,
+        metrics: Arc<Metrics>,
+    ) -> RoomHandle {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let config = Arc::new(config);
         let stats = Arc::new(RoomStats::default());
         let span = info_span!("room", id = %config.id);
-        let task = RoomTask::new(config.clone(), stats.clone());
+        let task = RoomTask::new(config.clone(), stats.clone(), metrics.room(&config.id));
         let world = task.world_tx.subscribe();
         tokio::spawn(task.run(rx, shutdown).instrument(span));
         RoomHandle {
@@ -148,6 +156,7 @@ impl RoomHandle {
             commands: tx,
             world,
             frames: Arc::default(),
+            metrics,
         }
     }
 
@@ -236,6 +245,7 @@ struct Sub {
 struct RoomTask {
     config: Arc<RoomConfig>,
     stats: Arc<RoomStats>,
+    metrics: RoomMetrics,
     world: World,
     /// The world after the last tick, shared with watchers through `world_tx`.
     prev: Arc<WorldState>,
@@ -251,7 +261,7 @@ struct RoomTask {
 }
 
 impl RoomTask {
-    fn new(config: Arc<RoomConfig>, stats: Arc<RoomStats>) -> Self {
+    fn new(config: Arc<RoomConfig>, stats: Arc<RoomStats>, metrics: RoomMetrics) -> Self {
         let world = World::new(
             config.map.clone(),
             SimConfig::for_map(config.mode, &config.map),
@@ -273,6 +283,7 @@ impl RoomTask {
             chat: Vec::new(),
             config,
             stats,
+            metrics,
         }
     }
 
@@ -296,6 +307,7 @@ impl RoomTask {
                     while next <= now {
                         next += period;
                         self.stats.overruns.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.overruns.inc();
                     }
                 }
                 cmd = commands.recv() => match cmd {
@@ -501,9 +513,11 @@ impl RoomTask {
         self.stats
             .spectators
             .store(spectators as u32, Ordering::Relaxed);
+        self.metrics.sessions.set(self.players.len() as i64);
     }
 
     fn tick(&mut self) {
+        let started = Instant::now();
         for id in self.players.expire(self.world.state().tick) {
             self.pending.push(SimInput::Leave { id });
         }
@@ -544,9 +558,8 @@ impl RoomTask {
                 Wire::Sse => {
                     // Invariant: with an SSE subscriber the feed formats.
                     let Some(ev) = sse.as_mut() else { continue };
-                    outcomes[0] =
-                        sub.outbox
-                            .push(if keyframe { ev.keyframe() } else { ev.bundle() });
+                    let bytes = if keyframe { ev.keyframe() } else { ev.bundle() };
+                    outcomes[0] = sub.outbox.push_at(bytes, started);
                 }
                 Wire::Frames(format) => {
                     let i = slot(format);
@@ -574,7 +587,7 @@ impl RoomTask {
                             .get_or_insert_with(|| SharedFrame::new(format, frame.clone()))
                             .with_ack(ack)
                     };
-                    outcomes[0] = sub.outbox.push(bytes);
+                    outcomes[0] = sub.outbox.push_at(bytes, started);
                     if !self.chat.is_empty() {
                         let lines = chats[i].get_or_insert_with(|| {
                             self.chat
@@ -583,7 +596,7 @@ impl RoomTask {
                                 .collect()
                         });
                         for b in lines.iter() {
-                            let pushed = sub.outbox.push(b.clone());
+                            let pushed = sub.outbox.push_at(b.clone(), started);
                             if pushed != Pushed::Queued {
                                 outcomes[1] = pushed;
                             }
@@ -593,10 +606,11 @@ impl RoomTask {
             }
             if outcomes.contains(&Pushed::Overflowed) {
                 sub.needs_keyframe = true;
+                let dropped = sub.outbox.capacity() as u64 + 1;
                 self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .dropped
-                    .fetch_add(sub.outbox.capacity() as u64 + 1, Ordering::Relaxed);
+                self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
+                self.metrics.resyncs.inc();
+                self.metrics.dropped.inc_by(dropped);
             }
             if outcomes.contains(&Pushed::Closed) {
                 closed.push(id);
@@ -612,5 +626,8 @@ impl RoomTask {
         self.world_tx.send_replace(self.prev.clone());
         self.stats.tick.store(self.prev.tick, Ordering::Relaxed);
         self.publish_counts();
+        self.metrics
+            .tick_duration
+            .observe_duration(started.elapsed());
     }
 }

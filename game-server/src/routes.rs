@@ -23,6 +23,8 @@ pub struct AppState {
     pub keepalive: std::time::Duration,
     /// Long-poll and short-poll sessions.
     pub sessions: crate::longpoll::PolledSessions,
+    /// Everything `GET /metrics` reports.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// Largest JSON body accepted by the API.
@@ -86,6 +88,19 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
             .into_response(),
         )
     });
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .map(move |s: AppState| {
+            let mut r = Response::new(s.metrics.encode().into());
+            r.headers_mut().insert(
+                "content-type",
+                warp::http::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            r
+        });
     let list = warp::path!("api" / "rooms")
         .and(warp::get())
         .and(with_state(state.clone()))
@@ -133,6 +148,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(healthz)
         .unify()
         .or(time)
+        .unify()
+        .or(metrics)
         .unify()
         .or(list)
         .unify()
@@ -245,6 +262,7 @@ fn usage_page(s: &AppState) -> String {
          \x20 GET  /api/rooms            rooms as JSON\n\
          \x20 POST /api/rooms            create: {\"id\":\"duel\",\"mode\":\"tron\",\"map\":\"maze\",\"tick_rate\":30,\"max_players\":4}\n\
          \x20 GET  /api/time             server clock, for lag probes\n\
+         \x20 GET  /metrics              Prometheus metrics (OpenMetrics text)\n\
          \x20 GET  /rooms/{room}/ws      WebSocket: play, or spectate with \"role\": \"spectator\"\n\
          \x20 GET  /rooms/{room}/events  SSE spectator stream (text/event-stream, JSON data)\n\
          \x20 GET  /rooms/{room}/watch   live view for curl -N (?color=never&cols=80&rows=24)\n\

@@ -13,6 +13,7 @@ use tracing::{Instrument, debug, info_span};
 use warp::ws::{Message, WebSocket};
 
 use crate::clock::now_us;
+use crate::metrics::Transport;
 use crate::room::{RoomCmd, RoomHandle};
 use crate::session::AdmitError;
 
@@ -169,6 +170,7 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, mut shutdown: watch::R
 
     // 2. the session: frames out, messages in, pings, idle timeout, shutdown.
     let outbox = joined.outbox;
+    let conn = room.metrics.conn(Transport::Ws, &room.config.id);
     let mut last_heard = Instant::now();
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     let mut left = false;
@@ -181,11 +183,14 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, mut shutdown: watch::R
                 let _ = tx.send(Message::close_with(close::GOING_AWAY, "server shutting down")).await;
                 break;
             }
-            out = outbox.pop() => match out {
-                Some(bytes) => {
-                    if tx.send(frame(format, bytes)).await.is_err() {
+            out = outbox.pop_queued() => match out {
+                Some((q, behind)) => {
+                    let len = q.bytes.len();
+                    conn.sent.depth.observe_int(behind as u64 + 1);
+                    if tx.send(frame(format, q.bytes)).await.is_err() {
                         break;
                     }
+                    conn.sent.sent(1, len, q.produced);
                 }
                 // The room closed our outbox: replaced by a resume elsewhere, or shutting down.
                 None => {

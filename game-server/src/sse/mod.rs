@@ -17,6 +17,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+use crate::metrics::{ConnMetrics, Transport};
 use crate::outbox::Outbox;
 use crate::room::{RoomCmd, RoomHandle, SubId};
 use crate::routes::error_reply;
@@ -50,6 +51,7 @@ struct Pump {
     /// The last chunk of events written (whole events, never a comment),
     /// for the id of the closing event.
     last_events: Option<Bytes>,
+    conn: ConnMetrics,
 }
 
 /// The last event of a stream that the server ends. It carries the id of
@@ -89,7 +91,9 @@ pub async fn serve(
     pending.extend(joined.preamble);
     let mut ticker = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let conn = room.metrics.conn(Transport::Sse, &room.config.id);
     let pump = Pump {
+        conn,
         subscription: Subscription {
             room,
             sub: joined.sub,
@@ -105,6 +109,8 @@ pub async fn serve(
         if let Some(b) = p.pending.pop_front() {
             if b.starts_with(b"event:") {
                 p.last_events = Some(b.clone());
+                p.conn.sent.frames.inc();
+                p.conn.sent.bytes.inc_by(b.len() as u64);
             }
             return Some((b, p));
         }
@@ -115,10 +121,14 @@ pub async fn serve(
         // signal, so what it already queued still goes out before the end.
         let out = tokio::select! {
             biased;
-            b = p.subscription.outbox.pop() => match b {
-                Some(b) => {
-                    p.last_events = Some(b.clone());
-                    Some(b)
+            b = p.subscription.outbox.pop_queued() => match b {
+                Some((q, behind)) => {
+                    // Recorded as the chunk goes to hyper, which writes it
+                    // to the socket before it asks for the next one.
+                    p.conn.sent.depth.observe_int(behind as u64 + 1);
+                    p.conn.sent.sent(1, q.bytes.len(), q.produced);
+                    p.last_events = Some(q.bytes.clone());
+                    Some(q.bytes)
                 }
                 None => None,
             },
