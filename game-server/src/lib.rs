@@ -133,8 +133,8 @@ impl RunningServer {
     }
 }
 
-/// A listening socket whose accepted connections inherit a send buffer of
-/// `send_buffer` bytes (the kernel's autotuning would otherwise let one
+/// A listening socket whose accepted connections inherit `TCP_NODELAY` and
+/// a send buffer of `send_buffer` bytes (the kernel's autotuning would otherwise let one
 /// slow reader hold megabytes of frames in its socket).
 fn listen(addr: SocketAddr, send_buffer: Option<u32>) -> std::io::Result<tokio::net::TcpListener> {
     let socket = if addr.is_ipv4() {
@@ -144,6 +144,11 @@ fn listen(addr: SocketAddr, send_buffer: Option<u32>) -> std::io::Result<tokio::
     };
     #[cfg(unix)]
     socket.set_reuseaddr(true)?;
+    // Accepted sockets inherit TCP_NODELAY from the listener on Linux (and
+    // warp sets none): without it Nagle holds a tick's small write until
+    // the previous one is acknowledged, which costs spectators up to
+    // tens of milliseconds of frame age.
+    socket.set_nodelay(true)?;
     if let Some(n) = send_buffer {
         socket.set_send_buffer_size(n)?;
     }
