@@ -117,7 +117,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and_then(find_room)
         .and(warp::header::optional::<String>("last-event-id"))
         .then(|(room, s): (RoomHandle, AppState), last: Option<String>| {
-            crate::sse::serve(room, last, s.keepalive, s.shutdown)
+            crate::sse::serve(room, last, s.keepalive)
         });
     let watch = warp::path!("rooms" / String / "watch")
         .and(warp::get())
