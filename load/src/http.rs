@@ -12,6 +12,9 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+/// Read buffer of every connection, in bytes.
+const READ_BUFFER: usize = 16 * 1024;
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -55,7 +58,14 @@ impl Conn {
     async fn sender(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, HttpError> {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
             let io = TokioIo::new(tcp(self.addr).await?);
-            let (sender, conn) = http1::handshake(io).await?;
+            // A fixed, small read buffer: hyper's adaptive one grows to
+            // hundreds of KiB on a backlog, and thousands of those churn
+            // freshly mapped pages, which on this machine costs more than
+            // the reading itself.
+            let (sender, conn) = http1::Builder::new()
+                .read_buf_exact_size(Some(READ_BUFFER))
+                .handshake(io)
+                .await?;
             tokio::spawn(async move {
                 let _ = conn.await;
             });

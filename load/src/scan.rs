@@ -31,11 +31,20 @@ pub enum Kind {
 /// Accumulates chunks and yields complete events.
 #[derive(Debug, Default)]
 pub struct Scanner {
+    /// An event split across chunks (usually empty: the server writes each
+    /// tick's events as one chunk, which is scanned in place).
     buf: Vec<u8>,
 }
 
+/// How far into a `data:` line `server_time_us` can be for a tick or a
+/// snapshot (`data: {"ack":N,"tick":N,"checksum":N,"server_time_us":`);
+/// only a welcome, which has the map first, needs the whole line.
+const EARLY: usize = 160;
+
 fn number_after(hay: &[u8], key: &[u8]) -> Option<u64> {
-    let at = hay.windows(key.len()).position(|w| w == key)? + key.len();
+    let at = memchr::memmem::find(&hay[..hay.len().min(EARLY)], key)
+        .or_else(|| memchr::memmem::find(hay, key))?
+        + key.len();
     let digits = hay[at..].iter().take_while(|b| b.is_ascii_digit()).count();
     std::str::from_utf8(&hay[at..at + digits])
         .ok()?
@@ -47,7 +56,11 @@ fn event(block: &[u8]) -> Option<Seen> {
     let mut kind = None;
     let mut id = None;
     let mut server_time_us = None;
-    for line in block.split(|&b| b == b'\n') {
+    let lines = std::iter::successors(Some(block), |rest| {
+        memchr::memchr(b'\n', rest).map(|i| &rest[i + 1..])
+    })
+    .map(|rest| &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())]);
+    for line in lines {
         if let Some(name) = line.strip_prefix(b"event:") {
             kind = Some(match name.trim_ascii() {
                 b"welcome" => Kind::Welcome,
@@ -59,6 +72,10 @@ fn event(block: &[u8]) -> Option<Seen> {
         } else if let Some(v) = line.strip_prefix(b"id:") {
             id = std::str::from_utf8(v.trim_ascii()).ok()?.parse().ok();
         } else if line.starts_with(b"data:") {
+            if matches!(kind, Some(Kind::Other | Kind::Error)) {
+                // Chat and score events: nothing to find in their data.
+                continue;
+            }
             server_time_us = number_after(line, b"\"server_time_us\":");
         }
     }
@@ -70,18 +87,34 @@ fn event(block: &[u8]) -> Option<Seen> {
     })
 }
 
+/// Calls `each` for every complete event in `bytes`; returns how many
+/// bytes it consumed (the rest is an incomplete event).
+fn events(bytes: &[u8], each: &mut impl FnMut(Seen)) -> usize {
+    let mut start = 0;
+    for end in memchr::memmem::find_iter(bytes, b"\n\n") {
+        if end < start {
+            // The second LF of a blank-line run already consumed.
+            continue;
+        }
+        if let Some(seen) = event(&bytes[start..end]) {
+            each(seen);
+        }
+        start = end + 2;
+    }
+    start
+}
+
 impl Scanner {
     /// Feeds a chunk; calls `each` for every event it completes.
     pub fn push(&mut self, chunk: &[u8], mut each: impl FnMut(Seen)) {
-        self.buf.extend_from_slice(chunk);
-        let mut start = 0;
-        while let Some(end) = self.buf[start..].windows(2).position(|w| w == b"\n\n") {
-            if let Some(seen) = event(&self.buf[start..start + end]) {
-                each(seen);
-            }
-            start += end + 2;
+        if self.buf.is_empty() {
+            let used = events(chunk, &mut each);
+            self.buf.extend_from_slice(&chunk[used..]);
+            return;
         }
-        self.buf.drain(..start);
+        self.buf.extend_from_slice(chunk);
+        let used = events(&self.buf, &mut each);
+        self.buf.drain(..used);
         if self.buf.capacity() > 64 * 1024 && self.buf.len() < 1024 {
             // A keyframe grew the buffer: give the memory back.
             self.buf.shrink_to(4 * 1024);
