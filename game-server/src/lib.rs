@@ -13,6 +13,7 @@ pub mod session;
 pub mod sim;
 pub mod sse;
 mod streaming;
+pub mod upgrade;
 pub mod watch;
 pub mod ws;
 

@@ -136,13 +136,14 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::get())
         .and(with_state(state.clone()))
         .and_then(find_room)
-        .and(warp::ws())
-        .map(|(room, s): (RoomHandle, AppState), ws: warp::ws::Ws| {
-            ws.max_message_size(crate::ws::MAX_MESSAGE_BYTES)
-                .max_frame_size(crate::ws::MAX_MESSAGE_BYTES)
-                .on_upgrade(move |socket| crate::ws::serve(socket, room, s.shutdown))
-                .into_response()
-        });
+        .and(crate::upgrade::upgrade())
+        .map(
+            |(room, s): (RoomHandle, AppState), ws: crate::upgrade::Upgrade| {
+                ws.max_message_size(crate::ws::MAX_MESSAGE_BYTES)
+                    .max_frame_size(crate::ws::MAX_MESSAGE_BYTES)
+                    .on_upgrade(move |socket| crate::ws::serve(socket, room, s.shutdown))
+            },
+        );
 
     index
         .or(healthz)

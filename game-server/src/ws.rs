@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
+use crate::upgrade::{Message, MessageExt, WebSocket, text_frame};
 use futures_util::{SinkExt, StreamExt};
 use protocol::codec::{decode, encode};
 use protocol::{ClientMsg, ErrorMsg, Format, PROTOCOL_VERSION, Pong, ServerMsg};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span};
-use warp::ws::{Message, WebSocket};
 
 use crate::clock::now_us;
 use crate::metrics::Transport;
@@ -42,8 +42,8 @@ type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 fn frame(format: Format, bytes: bytes::Bytes) -> Message {
     match format {
         Format::Bincode => Message::binary(bytes),
-        // JSON encodings are UTF-8 by construction.
-        Format::Json => Message::text(String::from_utf8_lossy(&bytes).into_owned()),
+        // The shared bytes themselves: no copy per subscriber.
+        Format::Json => text_frame(bytes),
     }
 }
 
@@ -281,7 +281,7 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, mut shutdown: watch::R
 }
 
 /// The close code for a receive error: oversize is 1009, anything else 1002.
-fn error_close_code(e: &warp::Error) -> u16 {
+fn error_close_code(e: &crate::upgrade::Error) -> u16 {
     let text = e.to_string();
     if text.contains("Space limit exceeded")
         || text.contains("too long")
