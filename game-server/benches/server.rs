@@ -47,7 +47,7 @@ fn turns(world: &World, rng: &mut SplitMix64) -> Vec<SimInput> {
     for s in &state.snakes {
         let Some(head) = s.head() else { continue };
         let ahead = head.step(s.dir, map.width, map.height);
-        let wander = rng.next_u64() % 10 == 0;
+        let wander = rng.next_u64().is_multiple_of(10);
         if free(ahead) && !wander {
             continue;
         }
