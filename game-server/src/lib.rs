@@ -2,7 +2,10 @@
 //! their tick loops, sessions, transports and the HTTP API. The `game-server`
 //! binary and the client's embedded server both start it through [`start`].
 
+pub mod accept;
 pub mod clock;
+pub mod limits;
+pub mod logging;
 pub mod longpoll;
 pub mod metrics;
 pub mod outbox;
@@ -18,6 +21,7 @@ pub mod watch;
 pub mod ws;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::Mode;
@@ -47,6 +51,8 @@ pub struct ServerConfig {
     /// A long-poll/poll session with no poll in flight for this long is
     /// detached (its snake then waits `resume_grace`).
     pub poll_idle_timeout: Duration,
+    /// Connection caps, sizes, rates and timeouts (see [`limits::Limits`]).
+    pub limits: limits::Limits,
 }
 
 /// Default kernel send buffer per connection: dozens of ticks of even a
@@ -90,6 +96,7 @@ impl Default for ServerConfig {
             spectators: SpectatorConfig::default(),
             send_buffer: Some(DEFAULT_SEND_BUFFER),
             poll_idle_timeout: longpoll::IDLE_TIMEOUT,
+            limits: limits::Limits::default(),
         }
     }
 }
@@ -112,23 +119,31 @@ pub struct RunningServer {
     pub local_addr: SocketAddr,
     /// The rooms, for embedding programs and tests.
     pub rooms: rooms::Rooms,
+    /// Long-poll and short-poll sessions.
+    pub sessions: longpoll::PolledSessions,
+    /// How often each limit bit (for operators and `/metrics`).
+    pub counters: Arc<limits::Counters>,
+    /// Open connections under the caps.
+    pub connections: accept::Tracker,
+    /// The open-file limit `(soft, hard)` after raising it, where known.
+    pub open_files: Option<(u64, u64)>,
+    grace: Duration,
     shutdown: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
 }
 
-/// How long a graceful shutdown may take before connections are dropped.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
 impl RunningServer {
-    /// Graceful shutdown: stop accepting, close every client with a reason,
-    /// stop the rooms; returns when done (at most a few seconds).
+    /// Graceful shutdown: stop accepting, tell every client why (WebSocket
+    /// close 1001, a last SSE event, a `503 shutting_down` to held polls,
+    /// a goodbye line on watch streams), stop the rooms; returns once every
+    /// connection closed, or after the shutdown grace with the stragglers
+    /// dropped.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let abort = self.server.abort_handle();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.server)
-            .await
-            .is_err()
-        {
+        // The accept loop bounds itself by the grace; this is a backstop.
+        let backstop = self.grace + Duration::from_secs(1);
+        if tokio::time::timeout(backstop, self.server).await.is_err() {
             abort.abort();
         }
     }
@@ -160,6 +175,7 @@ fn listen(addr: SocketAddr, send_buffer: Option<u32>) -> std::io::Result<tokio::
 /// Binds and starts the server on the current tokio runtime, with the
 /// default room `lobby`.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    config.limits.validate().map_err(StartError::Config)?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let metrics = std::sync::Arc::new(metrics::Metrics::new());
     let rooms = rooms::Rooms::new(
@@ -188,24 +204,61 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         addr: config.bind,
         source,
     })?;
+    let open_files = accept::fdlimit::raise();
+    let (max_connections, side) = match open_files {
+        Some((soft, _)) => (
+            config
+                .limits
+                .max_connections
+                .min(accept::fdlimit::connection_capacity(soft)),
+            accept::fdlimit::side_budget(soft),
+        ),
+        None => (config.limits.max_connections, 1024),
+    };
+    let limits = Arc::new(config.limits.clone());
+    let counters = Arc::new(limits::Counters::default());
+    let tracker = accept::Tracker::new(
+        max_connections,
+        limits.max_connections_per_ip,
+        limits.per_ip_loopback,
+    );
+    let sessions = longpoll::PolledSessions::new(shutdown_rx.clone(), config.poll_idle_timeout);
     let state = routes::AppState {
         rooms: rooms.clone(),
         shutdown: shutdown_rx.clone(),
         keepalive: config.spectators.keepalive,
-        sessions: longpoll::PolledSessions::new(shutdown_rx.clone(), config.poll_idle_timeout),
+        sessions: sessions.clone(),
+        limits: limits.clone(),
+        counters: counters.clone(),
         metrics,
     };
-    let mut signal = shutdown_rx;
-    let server = tokio::spawn(
-        warp::serve(routes::routes(state))
-            .incoming(listener)
-            .graceful(async move { clock::until_shutdown(&mut signal).await })
-            .run(),
+    let accept_config = accept::AcceptConfig {
+        limits: limits.clone(),
+        counters: counters.clone(),
+        tracker: tracker.clone(),
+        max_refusing: side,
+        lingering: accept::Lingering::new(side),
+    };
+    let server = tokio::spawn(accept::run(
+        listener,
+        warp::service(routes::routes(state)),
+        accept_config,
+        shutdown_rx,
+    ));
+    tracing::info!(
+        %local_addr,
+        max_connections,
+        open_files = ?open_files.map(|(soft, _)| soft),
+        "listening"
     );
-    tracing::info!(%local_addr, "listening");
     Ok(RunningServer {
         local_addr,
         rooms,
+        sessions,
+        counters,
+        connections: tracker,
+        open_files,
+        grace: limits.shutdown_grace,
         shutdown: shutdown_tx,
         server,
     })

@@ -4,7 +4,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Args as ClapArgs, Parser};
+use game_server::limits::Limits;
 use game_server::{ServerConfig, start};
 use protocol::Mode;
 
@@ -33,17 +34,103 @@ struct Args {
     /// Seconds a dropped player's snake waits for its owner to resume.
     #[arg(long, default_value_t = 30)]
     resume_grace_secs: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Every limit (SECURITY.md says what a client sees when it hits one). Each
+/// flag also reads an environment variable, e.g. `TICKWIRE_MAX_CONNECTIONS`.
+#[derive(Debug, ClapArgs)]
+#[command(next_help_heading = "Limits")]
+struct LimitArgs {
+    /// Open connections at once (503 beyond); lowered to what the open-file limit allows.
+    #[arg(long, env = "TICKWIRE_MAX_CONNECTIONS", default_value_t = game_server::limits::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Open connections per IP address (429 beyond); 0 for no cap.
+    #[arg(long, env = "TICKWIRE_MAX_CONNECTIONS_PER_IP", default_value_t = game_server::limits::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    max_connections_per_ip: usize,
+    /// Apply the per-IP cap to loopback (127.0.0.1, ::1) too; off by default,
+    /// since behind a local reverse proxy every client is loopback.
+    #[arg(long, env = "TICKWIRE_PER_IP_LOOPBACK")]
+    per_ip_loopback: bool,
+    /// Largest WebSocket message a client may send, in bytes (close 1009 beyond).
+    #[arg(long, env = "TICKWIRE_WS_MAX_MESSAGE_BYTES", default_value_t = 4096)]
+    ws_max_message_bytes: usize,
+    /// Largest HTTP request body, in bytes (413 beyond).
+    #[arg(long, env = "TICKWIRE_MAX_BODY_BYTES", default_value_t = 16384)]
+    max_body_bytes: u64,
+    /// Seconds a request's head, and then its body, may take to arrive (slowloris).
+    #[arg(long, env = "TICKWIRE_REQUEST_TIMEOUT_SECS", default_value = "15", value_parser = secs)]
+    request_timeout_secs: Duration,
+    /// Seconds a write may wait for a peer that does not read before the connection closes.
+    #[arg(long, env = "TICKWIRE_WRITE_STALL_TIMEOUT_SECS", default_value = "30", value_parser = secs)]
+    write_stall_timeout_secs: Duration,
+    /// Client messages per second per session, sustained (0: no limit).
+    #[arg(long, env = "TICKWIRE_INPUT_RATE", default_value_t = 120.0)]
+    input_rate: f64,
+    /// Client messages per session in a burst; beyond, dropped; a flood closes (1008/429).
+    #[arg(long, env = "TICKWIRE_INPUT_BURST", default_value_t = 240.0)]
+    input_burst: f64,
+    /// Chat lines per second per session, sustained (0: no limit).
+    #[arg(long, env = "TICKWIRE_CHAT_RATE", default_value_t = 1.0)]
+    chat_rate: f64,
+    /// Chat lines per session in a burst.
+    #[arg(long, env = "TICKWIRE_CHAT_BURST", default_value_t = 5.0)]
+    chat_burst: f64,
+    /// Seconds a new WebSocket may take to send its hello.
+    #[arg(long, env = "TICKWIRE_WS_HELLO_TIMEOUT_SECS", default_value = "10", value_parser = secs)]
+    ws_hello_timeout_secs: Duration,
+    /// Seconds between the server's WebSocket pings.
+    #[arg(long, env = "TICKWIRE_WS_PING_SECS", default_value = "5", value_parser = secs)]
+    ws_ping_secs: Duration,
+    /// Seconds a WebSocket may send nothing (pongs included) before it is closed.
+    #[arg(long, env = "TICKWIRE_WS_IDLE_TIMEOUT_SECS", default_value = "15", value_parser = secs)]
+    ws_idle_timeout_secs: Duration,
+    /// Seconds a long-poll session may go without a poll before it is detached.
+    #[arg(long, env = "TICKWIRE_POLL_IDLE_SECS", default_value = "15", value_parser = secs)]
+    poll_idle_secs: Duration,
+    /// Kernel send buffer per connection, in bytes (0: the OS default, which grows to megabytes).
+    #[arg(long, env = "TICKWIRE_SEND_BUFFER_BYTES", default_value_t = game_server::DEFAULT_SEND_BUFFER)]
+    send_buffer_bytes: u32,
+    /// Seconds a graceful shutdown (SIGTERM, Ctrl-C) may take before connections are dropped.
+    #[arg(long, env = "TICKWIRE_SHUTDOWN_GRACE_SECS", default_value = "5", value_parser = secs)]
+    shutdown_grace_secs: Duration,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            per_ip_loopback: self.per_ip_loopback,
+            ws_max_message: self.ws_max_message_bytes,
+            max_body: self.max_body_bytes,
+            request_timeout: self.request_timeout_secs,
+            write_stall_timeout: self.write_stall_timeout_secs,
+            input_rate: self.input_rate,
+            input_burst: self.input_burst,
+            chat_rate: self.chat_rate,
+            chat_burst: self.chat_burst,
+            ws_hello_timeout: self.ws_hello_timeout_secs,
+            ws_ping_interval: self.ws_ping_secs,
+            ws_idle_timeout: self.ws_idle_timeout_secs,
+            shutdown_grace: self.shutdown_grace_secs,
+        }
+    }
+}
+
+/// A positive number of seconds, fractions allowed.
+fn secs(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v < 1e9 => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!("expected a number of seconds above 0, got {s:?}")),
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    game_server::logging::init();
     let server = start(ServerConfig {
         bind: args.bind,
         tick_rate: args.tick_rate,
@@ -52,7 +139,9 @@ async fn main() -> anyhow::Result<()> {
         max_players: args.max_players,
         seed: args.seed,
         resume_grace: Duration::from_secs(args.resume_grace_secs),
-        poll_idle_timeout: game_server::longpoll::IDLE_TIMEOUT,
+        poll_idle_timeout: args.limits.poll_idle_secs,
+        send_buffer: (args.limits.send_buffer_bytes > 0).then_some(args.limits.send_buffer_bytes),
+        limits: args.limits.limits(),
         ..ServerConfig::default()
     })
     .await
@@ -73,6 +162,13 @@ async fn main() -> anyhow::Result<()> {
             IpAddr::V4(v4) => v4.to_string(),
         };
         println!("  http://{host}:{port}");
+    }
+    let max = server.connections.max();
+    match server.open_files {
+        Some((soft, _)) => println!(
+            "Accepting up to {max} connections at once (open-file limit {soft}; see --max-connections)."
+        ),
+        None => println!("Accepting up to {max} connections at once (see --max-connections)."),
     }
     println!("Join:   cargo run --release -- --server http://HOST:{port}");
     println!("Rooms:  curl http://HOST:{port}/api/rooms");

@@ -331,7 +331,9 @@ impl RoomTask {
                 biased;
                 _ = crate::clock::until_shutdown(&mut shutdown) => break,
                 _ = tokio::time::sleep_until(next) => {
-                    self.tick();
+                    // A span per tick (debug level: free unless asked for)
+                    // times the tick for whoever subscribes to it.
+                    tracing::debug_span!("tick").in_scope(|| self.tick());
                     next += period;
                     // A tick that overran: count the ticks we could not start
                     // on time and keep the original phase, never bursting.

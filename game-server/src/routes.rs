@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use protocol::api::{ApiError, CreateRoom, ServerTime};
 use tokio::sync::watch;
@@ -25,19 +26,24 @@ pub struct AppState {
     pub sessions: crate::longpoll::PolledSessions,
     /// Everything `GET /metrics` reports.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// Sizes, rates and timeouts.
+    pub limits: Arc<crate::limits::Limits>,
+    /// How often each limit bit.
+    pub counters: Arc<crate::limits::Counters>,
 }
-
-/// Largest JSON body accepted by the API.
-const MAX_BODY_BYTES: u64 = 16 * 1024;
 
 fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
 }
 
-/// A JSON error response per the contract.
+/// Longest error message, in characters.
+const MAX_ERROR_CHARS: usize = 300;
+
+/// A JSON error response per the contract. The message is sanitised: it
+/// may quote what a client sent (a decode error names what it saw).
 pub fn error_reply(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = ApiError {
-        error: message.into(),
+        error: protocol::text::sanitize_line(&message.into(), MAX_ERROR_CHARS),
         code: code.into(),
     };
     let reply = warp::reply::with_status(warp::reply::json(&body), status);
@@ -65,6 +71,65 @@ async fn find_room(room: String, s: AppState) -> Result<(RoomHandle, AppState), 
 
 fn reject(status: StatusCode, code: &'static str, message: impl Into<String>) -> Rejection {
     warp::reject::custom(ApiReject(status, code, message.into()))
+}
+
+/// A request body of at most `limits.max_body` bytes (a `Content-Length`
+/// is required: `411`, over the limit: `413`) that must arrive within
+/// `limits.request_timeout` (else `408`), against slow-body slowloris.
+pub fn body(
+    state: &AppState,
+) -> impl Filter<Extract = (bytes::Bytes,), Error = Rejection> + Clone + use<> {
+    let (limits, counters) = (state.limits.clone(), state.counters.clone());
+    warp::body::content_length_limit(limits.max_body)
+        .and(warp::body::stream())
+        .and_then(move |chunks| collect_body(chunks, limits.clone(), counters.clone()))
+}
+
+async fn collect_body<B: bytes::Buf>(
+    chunks: impl futures_util::Stream<Item = Result<B, warp::Error>>,
+    limits: Arc<crate::limits::Limits>,
+    counters: Arc<crate::limits::Counters>,
+) -> Result<bytes::Bytes, Rejection> {
+    use futures_util::StreamExt;
+    let max = limits.max_body;
+    let collect = async {
+        let mut chunks = std::pin::pin!(chunks);
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| {
+                reject(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("reading the body: {e}"),
+                )
+            })?;
+            bytes::BufMut::put(&mut body, chunk);
+            // Content-Length already bounds it; this bounds a lying one.
+            if body.len() as u64 > max {
+                crate::limits::counters::bump(&counters.bodies_too_large);
+                return Err(reject(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("the request body is over the limit of {max} bytes"),
+                ));
+            }
+        }
+        Ok(body.freeze())
+    };
+    match tokio::time::timeout(limits.request_timeout, collect).await {
+        Ok(r) => r,
+        Err(_) => {
+            crate::limits::counters::bump(&counters.body_timeouts);
+            Err(reject(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the request body did not arrive within {} s",
+                    limits.request_timeout.as_secs_f64()
+                ),
+            ))
+        }
+    }
 }
 
 /// All routes, with every rejection turned into a JSON error.
@@ -107,8 +172,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .map(move |s: AppState| cors(warp::reply::json(&s.rooms.list()).into_response()));
     let create = warp::path!("api" / "rooms")
         .and(warp::post())
-        .and(warp::body::content_length_limit(MAX_BODY_BYTES))
-        .and(warp::body::bytes())
+        .and(body(&state))
         .and(with_state(state.clone()))
         .and_then(create_room);
     let events = warp::path!("rooms" / String / "events")
@@ -137,11 +201,21 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(with_state(state.clone()))
         .and_then(find_room)
         .and(crate::upgrade::upgrade())
+        .and(warp::ext::optional::<crate::accept::Peer>())
         .map(
-            |(room, s): (RoomHandle, AppState), ws: crate::upgrade::Upgrade| {
-                ws.max_message_size(crate::ws::MAX_MESSAGE_BYTES)
-                    .max_frame_size(crate::ws::MAX_MESSAGE_BYTES)
-                    .on_upgrade(move |socket| crate::ws::serve(socket, room, s.shutdown))
+            |(room, s): (RoomHandle, AppState),
+             ws: crate::upgrade::Upgrade,
+             peer: Option<crate::accept::Peer>| {
+                let max = s.limits.ws_max_message;
+                let ctx = crate::ws::WsContext {
+                    shutdown: s.shutdown,
+                    limits: s.limits,
+                    counters: s.counters,
+                    peer: peer.map(|p| p.0),
+                };
+                ws.max_message_size(max)
+                    .max_frame_size(max)
+                    .on_upgrade(move |socket| crate::ws::serve(socket, room, ctx))
             },
         );
 
@@ -164,7 +238,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .unify()
         .or(crate::longpoll::routes(state.clone()))
         .unify()
-        .recover(recover)
+        .recover(move |e| recover(e, state.counters.clone(), state.limits.max_body))
         .unify()
 }
 
@@ -195,7 +269,11 @@ async fn create_room(body: bytes::Bytes, s: AppState) -> Result<Response, Reject
     }
 }
 
-async fn recover(err: Rejection) -> Result<Response, Infallible> {
+async fn recover(
+    err: Rejection,
+    counters: Arc<crate::limits::Counters>,
+    max_body: u64,
+) -> Result<Response, Infallible> {
     let r = if let Some(ApiReject(status, code, msg)) = err.find::<ApiReject>() {
         error_reply(*status, code, msg.clone())
     } else if err.is_not_found() {
@@ -205,10 +283,11 @@ async fn recover(err: Rejection) -> Result<Response, Infallible> {
             "no such endpoint; GET / lists them",
         )
     } else if err.find::<warp::reject::PayloadTooLarge>().is_some() {
+        crate::limits::counters::bump(&counters.bodies_too_large);
         error_reply(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            "request body too large",
+            format!("the request body is over the limit of {max_body} bytes"),
         )
     } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
         error_reply(
@@ -237,6 +316,16 @@ async fn recover(err: Rejection) -> Result<Response, Infallible> {
             format!("bad request: {err:?}"),
         )
     };
+    let mut r = r;
+    // The body was not (all) read: close rather than wait for the rest of
+    // it (or a slow client) before the next request on this connection.
+    if matches!(
+        r.status(),
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT | StatusCode::LENGTH_REQUIRED
+    ) {
+        r.headers_mut()
+            .insert("connection", warp::http::HeaderValue::from_static("close"));
+    }
     Ok(r)
 }
 

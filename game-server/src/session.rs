@@ -98,8 +98,14 @@ impl Players {
         Ok((id, false))
     }
 
+    /// `base`, or `base` with the smallest number from 2 that makes it
+    /// unique in the room; names differing only in case count as the same
+    /// (`Alice` and `alice` would look alike on the scoreboard).
     fn unique_name(&self, base: &str) -> String {
-        let taken = |n: &str| self.by_id.values().any(|p| p.name == n);
+        let taken = |n: &str| {
+            let n = n.to_lowercase();
+            self.by_id.values().any(|p| p.name.to_lowercase() == n)
+        };
         if !taken(base) {
             return base.to_string();
         }
@@ -198,6 +204,17 @@ mod tests {
         let (ta, tb) = (&ps.get(a).unwrap().token, &ps.get(b).unwrap().token);
         assert_eq!(ta.len(), 32);
         assert_ne!(ta, tb);
+    }
+
+    #[test]
+    fn names_are_unique_whatever_their_case_and_sanitised() {
+        let mut ps = Players::new(4, 10);
+        let (a, _) = ps.admit("Alice", None).unwrap();
+        let (b, _) = ps.admit("aLICE", None).unwrap();
+        let (c, _) = ps.admit("\x1b[1mAl\u{200B}ice\u{202E}", None).unwrap();
+        assert_eq!(ps.get(a).unwrap().name, "Alice");
+        assert_eq!(ps.get(b).unwrap().name, "aLICE2");
+        assert_eq!(ps.get(c).unwrap().name, "[1mAlice");
     }
 
     #[test]

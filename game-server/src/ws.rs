@@ -1,7 +1,10 @@
 //! The WebSocket transport: a thin shell that moves a room's frames to the
 //! socket and client messages into the room. All session rules live in the
-//! room and [`crate::session`].
+//! room and [`crate::session`]; the limits a client can hit here (size,
+//! rate, hello and idle timeouts) are in [`crate::limits`].
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::upgrade::{Message, MessageExt, WebSocket, text_frame};
@@ -10,21 +13,28 @@ use protocol::codec::{decode, encode};
 use protocol::{ClientMsg, ErrorMsg, Format, PROTOCOL_VERSION, Pong, ServerMsg};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tracing::{Instrument, debug, info_span};
+use tracing::{Instrument, debug, field, info_span};
 
 use crate::clock::now_us;
+use crate::limits::counters::bump;
+use crate::limits::{Counters, Limits, Verdict};
 use crate::metrics::Transport;
 use crate::room::{RoomCmd, RoomHandle};
 use crate::session::AdmitError;
 
-/// Largest WebSocket message a client may send (inputs and chat are tiny).
-pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
-/// How long a new connection may take to say hello.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// WebSocket ping interval.
-const PING_EVERY: Duration = Duration::from_secs(5);
-/// A connection that sent nothing (pongs included) for this long is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the close frame of a shutdown may take to go out to a client
+/// that does not read, so it cannot hold the shutdown up.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What a WebSocket session needs besides its socket and room.
+#[derive(Clone, Debug)]
+pub struct WsContext {
+    pub shutdown: watch::Receiver<bool>,
+    pub limits: Arc<Limits>,
+    pub counters: Arc<Counters>,
+    /// The client's address, for the session's log span.
+    pub peer: Option<SocketAddr>,
+}
 
 /// Close codes (RFC 6455).
 mod close {
@@ -52,6 +62,8 @@ async fn send_msg(tx: &mut Sink, format: Format, msg: &ServerMsg) -> bool {
 }
 
 async fn refuse(tx: &mut Sink, format: Format, code: &str, message: String, close_code: u16) {
+    // Messages may quote what the client sent (a decode error names it).
+    let message = protocol::text::sanitize_line(&message, 300);
     let err = ServerMsg::Error(ErrorMsg {
         code: code.into(),
         message: message.clone(),
@@ -62,8 +74,10 @@ async fn refuse(tx: &mut Sink, format: Format, code: &str, message: String, clos
         .await;
 }
 
-/// Close reasons must fit a control frame (123 bytes).
-fn truncate_reason(mut s: String) -> String {
+/// Close reasons must fit a control frame (123 bytes), and are sanitised:
+/// they may quote what the client sent.
+fn truncate_reason(s: String) -> String {
+    let mut s = protocol::text::sanitize_line(&s, 120);
     while s.len() > 120 {
         s.pop();
     }
@@ -71,30 +85,69 @@ fn truncate_reason(mut s: String) -> String {
 }
 
 /// Serves one upgraded WebSocket for `room` until it closes.
-pub async fn serve(socket: WebSocket, room: RoomHandle, shutdown: watch::Receiver<bool>) {
-    let span = info_span!("ws", room = %room.config.id);
-    serve_inner(socket, room, shutdown).instrument(span).await;
+pub async fn serve(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
+    let span = info_span!(
+        "ws",
+        room = %room.config.id,
+        peer = field::Empty,
+        player = field::Empty,
+        session = field::Empty,
+    );
+    if let Some(peer) = ctx.peer {
+        span.record("peer", field::display(peer));
+    }
+    serve_inner(socket, room, ctx).instrument(span).await;
 }
 
-async fn serve_inner(socket: WebSocket, room: RoomHandle, mut shutdown: watch::Receiver<bool>) {
+/// Closes after a receive error, with the code that fits it, and counts it.
+async fn close_after_error(
+    tx: &mut Sink,
+    e: &crate::upgrade::Error,
+    counters: &Counters,
+    limit: usize,
+) {
+    let Some(code) = error_close_code(e) else {
+        // The connection itself failed (reset, gone): nobody to tell.
+        debug!(error = %e, "connection lost");
+        return;
+    };
+    let reason = if code == close::TOO_BIG {
+        bump(&counters.ws_oversize);
+        format!("message over the limit of {limit} bytes")
+    } else {
+        bump(&counters.ws_bad_frames);
+        e.to_string()
+    };
+    debug!(code, %reason, "closing after a bad frame");
+    let _ = tx
+        .send(Message::close_with(code, truncate_reason(reason)))
+        .await;
+}
+
+async fn serve_inner(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
+    let WsContext {
+        mut shutdown,
+        limits,
+        counters,
+        ..
+    } = ctx;
     let (mut tx, mut rx) = socket.split();
 
     // 1. hello, in the format of its frame.
-    let first = match tokio::time::timeout(HELLO_TIMEOUT, rx.next()).await {
+    let first = match tokio::time::timeout(limits.ws_hello_timeout, rx.next()).await {
         Err(_) => {
-            let _ = tx
-                .send(Message::close_with(close::POLICY, "no hello within 10 s"))
-                .await;
+            bump(&counters.ws_hello_timeouts);
+            debug!("no hello in time: closing");
+            let reason = format!(
+                "no hello within {} s",
+                limits.ws_hello_timeout.as_secs_f64()
+            );
+            let _ = tx.send(Message::close_with(close::POLICY, reason)).await;
             return;
         }
         Ok(None) => return,
         Ok(Some(Err(e))) => {
-            let _ = tx
-                .send(Message::close_with(
-                    error_close_code(&e),
-                    truncate_reason(e.to_string()),
-                ))
-                .await;
+            close_after_error(&mut tx, &e, &counters, limits.ws_max_message).await;
             return;
         }
         Ok(Some(Ok(m))) => m,
@@ -104,6 +157,7 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, mut shutdown: watch::R
     } else if first.is_text() {
         Format::Json
     } else {
+        bump(&counters.ws_bad_frames);
         let _ = tx
             .send(Message::close_with(
                 close::PROTOCOL,
@@ -115,11 +169,13 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, mut shutdown: watch::R
     let hello = match decode::<ClientMsg>(format, first.as_bytes()) {
         Ok(ClientMsg::Hello(h)) => h,
         Ok(_) => {
+            bump(&counters.ws_bad_frames);
             let msg = "the first message must be hello".to_string();
             refuse(&mut tx, format, "bad_message", msg, close::PROTOCOL).await;
             return;
         }
         Err(e) => {
+            bump(&counters.ws_bad_frames);
             refuse(
                 &mut tx,
                 format,
@@ -156,7 +212,14 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, mut shutdown: watch::R
         Ok(Ok(j)) => j,
     };
     let sub = joined.sub;
-    debug!(sub, player = ?joined.welcome.player_id, "session open");
+    let span = tracing::Span::current();
+    if let Some(id) = joined.welcome.player_id {
+        span.record("player", id);
+        span.record("session", joined.welcome.session.as_str());
+    }
+    let spectator = joined.welcome.player_id.is_none();
+    // The name is the room's sanitised one, never the hello's.
+    debug!(sub, name = %joined.welcome.name, resumed = joined.welcome.resumed, "session open");
     if !send_msg(
         &mut tx,
         format,
@@ -172,7 +235,10 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, mut shutdown: watch::R
     let outbox = joined.outbox;
     let conn = room.metrics.conn(Transport::Ws, &room.config.id);
     let mut last_heard = Instant::now();
-    let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    let every = limits.ws_ping_interval;
+    let mut ping = tokio::time::interval_at(Instant::now() + every, every);
+    let mut throttle = limits.input_throttle(last_heard);
+    let mut chat_throttle = limits.chat_throttle(last_heard);
     let mut left = false;
     loop {
         tokio::select! {
@@ -180,7 +246,8 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, mut shutdown: watch::R
             // must still read as "server shutting down".
             biased;
             _ = crate::clock::until_shutdown(&mut shutdown) => {
-                let _ = tx.send(Message::close_with(close::GOING_AWAY, "server shutting down")).await;
+                let bye = tx.send(Message::close_with(close::GOING_AWAY, "server shutting down"));
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, bye).await;
                 break;
             }
             out = outbox.pop_queued() => match out {
@@ -199,8 +266,11 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, mut shutdown: watch::R
                 }
             },
             _ = ping.tick() => {
-                if last_heard.elapsed() >= IDLE_TIMEOUT {
-                    let _ = tx.send(Message::close_with(close::POLICY, "idle for 15 s")).await;
+                if last_heard.elapsed() >= limits.ws_idle_timeout {
+                    bump(&counters.ws_idle_timeouts);
+                    debug!("idle: closing");
+                    let reason = format!("idle for {} s", limits.ws_idle_timeout.as_secs_f64());
+                    let _ = tx.send(Message::close_with(close::POLICY, reason)).await;
                     break;
                 }
                 if tx.send(Message::ping(bytes::Bytes::new())).await.is_err() {
@@ -211,7 +281,7 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, mut shutdown: watch::R
                 let m = match incoming {
                     None => break,
                     Some(Err(e)) => {
-                        let _ = tx.send(Message::close_with(error_close_code(&e), truncate_reason(e.to_string()))).await;
+                        close_after_error(&mut tx, &e, &counters, limits.ws_max_message).await;
                         break;
                     }
                     Some(Ok(m)) => m,
@@ -219,6 +289,25 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, mut shutdown: watch::R
                 last_heard = Instant::now();
                 if m.is_close() {
                     break;
+                }
+                // Every frame counts, pings too: a flood of anything costs the same.
+                match throttle.check(last_heard.into_std()) {
+                    Verdict::Pass => {}
+                    Verdict::Drop => {
+                        bump(&counters.inputs_dropped);
+                        continue;
+                    }
+                    Verdict::Flood => {
+                        bump(&counters.inputs_dropped);
+                        bump(&counters.input_floods);
+                        let msg = format!(
+                            "input flood: more than {} messages a second (burst {}); closing",
+                            limits.input_rate, limits.input_burst
+                        );
+                        debug!(dropped = throttle.dropped(), "closing a flooding session");
+                        refuse(&mut tx, format, "rate_limited", msg, close::POLICY).await;
+                        break;
+                    }
                 }
                 if m.is_ping() || m.is_pong() {
                     continue;
@@ -228,6 +317,7 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, mut shutdown: watch::R
                     Format::Bincode => m.is_binary(),
                 };
                 if !right_type {
+                    bump(&counters.ws_bad_frames);
                     let reason = "frame type differs from the hello's (text = JSON, binary = bincode)";
                     let _ = tx.send(Message::close_with(close::UNSUPPORTED, reason)).await;
                     break;
@@ -235,11 +325,14 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, mut shutdown: watch::R
                 let msg = match decode::<ClientMsg>(format, m.as_bytes()) {
                     Ok(msg) => msg,
                     Err(e) => {
+                        bump(&counters.ws_bad_frames);
                         let _ = tx.send(Message::close_with(close::INVALID, truncate_reason(e.to_string()))).await;
                         break;
                     }
                 };
                 match msg {
+                    // A spectator has no snake to steer.
+                    ClientMsg::Input(_) if spectator => {}
                     ClientMsg::Input(input) => {
                         room.try_send(RoomCmd::Input { sub, input });
                     }
@@ -250,7 +343,18 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, mut shutdown: watch::R
                         }
                     }
                     ClientMsg::Chat(c) => {
-                        room.try_send(RoomCmd::Chat { sub, text: c.text });
+                        if chat_throttle.check(last_heard.into_std()) == Verdict::Pass {
+                            room.try_send(RoomCmd::Chat { sub, text: c.text });
+                        } else {
+                            bump(&counters.chat_dropped);
+                            let err = ServerMsg::Error(ErrorMsg {
+                                code: "rate_limited".into(),
+                                message: limits.chat_limit_message(),
+                            });
+                            if !send_msg(&mut tx, format, &err).await {
+                                break;
+                            }
+                        }
                     }
                     ClientMsg::Resync {} => {
                         room.try_send(RoomCmd::Resync { sub });
@@ -280,15 +384,19 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, mut shutdown: watch::R
     debug!(sub, left, "session closed");
 }
 
-/// The close code for a receive error: oversize is 1009, anything else 1002.
-fn error_close_code(e: &crate::upgrade::Error) -> u16 {
-    let text = e.to_string();
-    if text.contains("Space limit exceeded")
-        || text.contains("too long")
-        || text.contains("Capacity")
-    {
-        close::TOO_BIG
-    } else {
-        close::PROTOCOL
+/// The close code for a receive error: oversize is 1009, text that is not
+/// UTF-8 1007, anything else the client sent wrong (a broken frame) 1002;
+/// `None` when the connection itself failed.
+fn error_close_code(e: &crate::upgrade::Error) -> Option<u16> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    match e {
+        WsError::Capacity(_) => Some(close::TOO_BIG),
+        WsError::Utf8(_) => Some(close::INVALID),
+        WsError::Io(_)
+        | WsError::ConnectionClosed
+        | WsError::AlreadyClosed
+        | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        _ => Some(close::PROTOCOL),
     }
 }

@@ -9,6 +9,8 @@
 
 pub mod api;
 pub mod codec;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod geom;
 pub mod map;
 pub mod msg;

@@ -30,6 +30,9 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use crate::clock::now_us;
+use crate::limits::Verdict;
+use crate::limits::counters::bump;
+use crate::limits::throttle::Throttle;
 use crate::metrics::{ConnMetrics, SendMetrics, Transport};
 use crate::outbox::Outbox;
 use crate::room::{RoomCmd, RoomHandle, SubId};
@@ -73,6 +76,10 @@ pub struct PolledSession {
 struct State {
     server: ServerLog,
     client: ClientLog<ClientMsg>,
+    /// The session's input rate limit, over every client message applied.
+    throttle: Throttle,
+    /// Its chat rate limit.
+    chat: Throttle,
     in_flight: u32,
     last_active: Instant,
     /// Detached, left or taken over: every call now answers 404.
@@ -184,6 +191,14 @@ impl PolledSessions {
         self.len() == 0
     }
 
+    /// Polls being answered or held right now, over every session.
+    pub fn polls_in_flight(&self) -> usize {
+        self.lock()
+            .values()
+            .map(|s| s.lock().in_flight as usize)
+            .sum()
+    }
+
     async fn reap(self, mut shutdown: watch::Receiver<bool>) {
         let mut every =
             tokio::time::interval(REAP_EVERY.min(self.idle / 2).max(Duration::from_millis(10)));
@@ -256,6 +271,14 @@ fn unknown_session() -> Response {
     )
 }
 
+fn shutting_down() -> Response {
+    error_reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "shutting_down",
+        "the server is shutting down",
+    )
+}
+
 fn unauthorized() -> Response {
     error_reply(
         StatusCode::UNAUTHORIZED,
@@ -276,7 +299,10 @@ pub async fn create(
         return error_reply(
             StatusCode::NOT_FOUND,
             "unknown_room",
-            format!("no room named {room_id:?}"),
+            format!(
+                "no room named {:?}",
+                protocol::text::sanitize_line(&room_id, 40)
+            ),
         );
     };
     let body_format = format_of(content_type.as_deref());
@@ -340,6 +366,8 @@ pub async fn create(
         state: Mutex::new(State {
             server: ServerLog::default(),
             client: ClientLog::default(),
+            throttle: s.limits.input_throttle(Instant::now()),
+            chat: s.limits.chat_throttle(Instant::now()),
             in_flight: 0,
             last_active: Instant::now(),
             over: false,
@@ -348,7 +376,8 @@ pub async fn create(
         polls: watch::channel(0).0,
     });
     let key = (room_id, joined.welcome.session.clone());
-    debug!(room = %key.0, session = %key.1, sub = joined.sub, "polled session open");
+    // The name is the room's sanitised one, never the hello's.
+    debug!(room = %key.0, session = %key.1, sub = joined.sub, name = %joined.welcome.name, "polled session open");
     // A resume replaces the old entry; the room already closed its outbox.
     if let Some(old) = s.sessions.lock().insert(key, session) {
         old.lock().over = true;
@@ -438,6 +467,9 @@ pub async fn poll(
         };
         let closed = batch.is_empty() && sess.outbox.is_closed() && sess.outbox.is_empty();
         if !batch.is_empty() || wait.is_zero() || closed {
+            if closed && *shutdown.borrow() {
+                return shutting_down();
+            }
             if closed {
                 // Taken over by a resume elsewhere, or the room stopped.
                 sess.lock().over = true;
@@ -448,8 +480,11 @@ pub async fn poll(
             return sess.respond(&batch, next, !wait.is_zero());
         }
         tokio::select! {
+            // Shutdown first: the room closes our outbox when it stops, and
+            // that must read as "shutting down", not as a lost session.
+            biased;
             _ = crate::clock::until_shutdown(&mut shutdown) => {
-                return error_reply(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "server shutting down");
+                return shutting_down();
             }
             _ = tokio::time::sleep_until(deadline) => {
                 return bytes_reply(StatusCode::OK, sess.format, encode_poll_batch(sess.format, &[], after));
@@ -504,12 +539,13 @@ pub async fn send(
             );
         }
     };
-    let (due, applied, bad) = {
+    let (due, applied, bad, flood) = {
         let mut st = sess.lock();
         if st.over {
             return unknown_session();
         }
-        st.last_active = Instant::now();
+        let now = Instant::now();
+        st.last_active = now;
         let mut due = Vec::new();
         let mut bad = None;
         for m in batch.messages {
@@ -523,13 +559,67 @@ pub async fn send(
                 }
             }
         }
-        (due, st.client.applied(), bad)
+        // Each message is judged once, when it becomes due: re-sends of a
+        // seq already applied never count against the client.
+        let (due, flood) = throttle(&mut st, due, &s.counters, now.into_std());
+        (due, st.client.applied(), bad, flood)
     };
     apply(&sess, &s, &room_id, &session_id, due).await;
+    if flood {
+        debug!(room = %room_id, session = %session_id, "closing a flooding polled session");
+        end(&sess, &s, &room_id, &session_id).await;
+        return error_reply(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "input flood: more than {} messages a second (burst {}); the session is closed",
+                s.limits.input_rate, s.limits.input_burst
+            ),
+        );
+    }
     if let Some(e) = bad {
         return error_reply(StatusCode::BAD_REQUEST, "bad_seq", e.to_string());
     }
     bytes_reply(StatusCode::OK, format, encode(format, &SendAck { applied }))
+}
+
+/// What the rate limits let through of `due`, in order; chat over its own
+/// limit becomes an `error` for the sender. True when the session flooded
+/// (everything from that message on is dropped).
+fn throttle(
+    st: &mut State,
+    due: Vec<ClientMsg>,
+    counters: &crate::limits::Counters,
+    now: std::time::Instant,
+) -> (Vec<Due>, bool) {
+    let mut out = Vec::with_capacity(due.len());
+    for msg in due {
+        match st.throttle.check(now) {
+            Verdict::Pass => {}
+            Verdict::Drop => {
+                bump(&counters.inputs_dropped);
+                continue;
+            }
+            Verdict::Flood => {
+                bump(&counters.inputs_dropped);
+                bump(&counters.input_floods);
+                return (out, true);
+            }
+        }
+        if matches!(msg, ClientMsg::Chat(_)) && st.chat.check(now) != Verdict::Pass {
+            bump(&counters.chat_dropped);
+            out.push(Due::ChatDropped);
+            continue;
+        }
+        out.push(Due::Msg(msg));
+    }
+    (out, false)
+}
+
+/// A client message the limits let through, or a chat line they dropped.
+enum Due {
+    Msg(ClientMsg),
+    ChatDropped,
 }
 
 /// Applies client messages in order; returns true if one of them was a leave.
@@ -538,10 +628,21 @@ async fn apply(
     s: &AppState,
     room_id: &str,
     session_id: &str,
-    msgs: Vec<ClientMsg>,
+    msgs: Vec<Due>,
 ) -> bool {
     let sub = sess.sub;
     for msg in msgs {
+        let msg = match msg {
+            Due::Msg(m) => m,
+            Due::ChatDropped => {
+                let err = ServerMsg::Error(ErrorMsg {
+                    code: "rate_limited".into(),
+                    message: s.limits.chat_limit_message(),
+                });
+                sess.outbox.push(encode(sess.format, &err));
+                continue;
+            }
+        };
         match msg {
             ClientMsg::Input(input) => {
                 sess.room.try_send(RoomCmd::Input { sub, input });
@@ -573,6 +674,17 @@ async fn apply(
         }
     }
     false
+}
+
+/// Ends a session that broke the rules: its snake waits the resume grace,
+/// as after a dropped connection.
+async fn end(sess: &Arc<PolledSession>, s: &AppState, room_id: &str, session_id: &str) {
+    let was_over = std::mem::replace(&mut sess.lock().over, true);
+    s.sessions.remove(room_id, session_id, sess);
+    if !was_over {
+        sess.room.send(RoomCmd::Detach { sub: sess.sub }).await;
+    }
+    sess.polls.send_modify(|g| *g += 1);
 }
 
 async fn leave(sess: &Arc<PolledSession>, s: &AppState, room_id: &str, session_id: &str) {

@@ -274,3 +274,77 @@ pub async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     let body = String::from_utf8_lossy(&h.body().await).into_owned();
     (h.status, h.head.clone(), body)
 }
+
+/// A WebSocket client written by hand, so it can be idle the way a dead
+/// peer is: it sends its hello and then nothing, not even pongs (a real
+/// client library answers pings while it reads).
+pub struct RawWs(pub TcpStream);
+
+impl RawWs {
+    pub async fn open(addr: SocketAddr) -> RawWs {
+        RawWs::over(TcpStream::connect(addr).await.unwrap()).await
+    }
+
+    /// Like [`RawWs::open`] over a socket the caller made.
+    pub async fn over(mut c: TcpStream) -> RawWs {
+        let req = "GET /rooms/lobby/ws HTTP/1.1\r\nhost: t\r\nupgrade: websocket\r\n\
+                   connection: upgrade\r\nsec-websocket-version: 13\r\n\
+                   sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+        c.write_all(req.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut b = [0u8; 1];
+            let n = tokio::time::timeout(WAIT, c.read(&mut b))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(n, 1, "closed during the handshake");
+            head.push(b[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        RawWs(c)
+    }
+
+    /// Sends one masked text frame (under 126 bytes).
+    pub async fn send_text(&mut self, text: &str) {
+        let mask = [1u8, 2, 3, 4];
+        let mut f = vec![0x81, 0x80 | text.len() as u8];
+        f.extend_from_slice(&mask);
+        f.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.0.write_all(&f).await.unwrap();
+    }
+
+    /// Reads frames until the close frame; returns its code and reason.
+    pub async fn close_frame(&mut self) -> (u16, String) {
+        loop {
+            let mut h = [0u8; 2];
+            tokio::time::timeout(WAIT, self.0.read_exact(&mut h))
+                .await
+                .expect("no close frame in time")
+                .unwrap();
+            let len = match h[1] & 0x7F {
+                126 => u64::from(self.0.read_u16().await.unwrap()),
+                127 => self.0.read_u64().await.unwrap(),
+                n => u64::from(n),
+            };
+            let mut payload = vec![0u8; len as usize];
+            self.0.read_exact(&mut payload).await.unwrap();
+            if h[0] & 0x0F == 0x8 {
+                let code = u16::from_be_bytes([payload[0], payload[1]]);
+                return (code, String::from_utf8_lossy(&payload[2..]).into_owned());
+            }
+        }
+    }
+}
+
+/// A socket with a tiny receive window, so a reader that stops reading
+/// stalls the server's writes after a few KiB.
+pub async fn small_window(addr: SocketAddr) -> TcpStream {
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(addr).await.unwrap()
+}

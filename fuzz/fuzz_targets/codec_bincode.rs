@@ -1,0 +1,6 @@
+//! Any bytes as every bincode message a peer can send (`protocol::fuzz::codec`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    protocol::fuzz::codec(protocol::Format::Bincode, data);
+});
