@@ -486,7 +486,15 @@ async fn send_inputs(
                     unapplied.retain(|m| m.seq > ack.applied);
                 }
             }
-            _ => return,
+            Ok((status, _)) => {
+                job.stats.add(&ctx.window, &job.stats.errors, 1);
+                if status.as_u16() == 404 || status.as_u16() == 429 {
+                    // The session is over (expired, or closed for flooding).
+                    return;
+                }
+            }
+            // Not sent: the next turn re-sends everything unapplied.
+            Err(_) => job.stats.add(&ctx.window, &job.stats.errors, 1),
         }
     }
 }

@@ -77,8 +77,25 @@ impl Conn {
         Ok(s)
     }
 
-    /// Sends a request and reads the whole response body.
+    /// Sends a request and reads the whole response body. A request that
+    /// fails on a kept-alive connection (the server may close one that was
+    /// idle) is tried once more on a new one: every request this tool makes
+    /// is idempotent (polls name `after`, sends carry client seqs).
     pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), HttpError> {
+        let reused = self.sender.as_ref().is_some_and(|s| !s.is_closed());
+        match self.request_once(method, path, headers, body.clone()).await {
+            Err(_) if reused => self.request_once(method, path, headers, body).await,
+            r => r,
+        }
+    }
+
+    async fn request_once(
         &mut self,
         method: &str,
         path: &str,

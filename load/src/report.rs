@@ -64,6 +64,8 @@ pub struct KindReport {
     pub frames: u64,
     pub missed: u64,
     pub resyncs: u64,
+    /// Requests that failed or were refused.
+    pub errors: u64,
     /// Receive time minus the frame's `server_time_us`, in ms.
     pub frame_age_ms: Percentiles,
     /// Input sent to the first frame acknowledging it, in ms.
@@ -94,6 +96,7 @@ impl KindReport {
             frames,
             missed: s.missed.load(Ordering::Relaxed),
             resyncs: s.resyncs.load(Ordering::Relaxed),
+            errors: s.errors.load(Ordering::Relaxed),
             frame_age_ms: Percentiles::of(&s.frame_age.merged()),
             input_latency_ms: Percentiles::of(&s.input_latency.merged()),
             bytes_per_client_s: per(s.bytes.load(Ordering::Relaxed)),
@@ -157,7 +160,7 @@ impl Report {
         );
         let _ = writeln!(
             t,
-            "{:<24} {:>6} {:>6} {:>5} {:>5} {:>9} {:>7} {:>6} {:>26} {:>22} {:>9} {:>7}",
+            "{:<24} {:>6} {:>6} {:>5} {:>5} {:>9} {:>7} {:>6} {:>5} {:>26} {:>22} {:>9} {:>7}",
             "kind",
             "wanted",
             "opened",
@@ -166,6 +169,7 @@ impl Report {
             "frames",
             "missed",
             "resync",
+            "err",
             "frame age ms p50/95/99/max",
             "input ms p50/95/99/max",
             "B/cl/s",
@@ -174,7 +178,7 @@ impl Report {
         for k in &self.kinds {
             let _ = writeln!(
                 t,
-                "{:<24} {:>6} {:>6} {:>5} {:>5} {:>9} {:>7} {:>6} {:>26} {:>22} {:>9.0} {:>7.2}",
+                "{:<24} {:>6} {:>6} {:>5} {:>5} {:>9} {:>7} {:>6} {:>5} {:>26} {:>22} {:>9.0} {:>7.2}",
                 k.kind,
                 k.wanted,
                 k.opened,
@@ -183,6 +187,7 @@ impl Report {
                 k.frames,
                 k.missed,
                 k.resyncs,
+                k.errors,
                 fmt_p(&k.frame_age_ms),
                 fmt_p(&k.input_latency_ms),
                 k.bytes_per_client_s,

@@ -112,6 +112,8 @@ pub struct KindStats {
     pub bytes: AtomicU64,
     /// Requests or messages sent in the window.
     pub requests: AtomicU64,
+    /// Requests that failed or were refused in the window.
+    pub errors: AtomicU64,
     /// Receive time minus `server_time_us`, per frame.
     pub frame_age: Sharded,
     /// Input sent until the first frame whose `ack` covers it.
@@ -180,6 +182,7 @@ impl KindStats {
             &self.resyncs,
             &self.bytes,
             &self.requests,
+            &self.errors,
         ] {
             c.store(0, Ordering::Relaxed);
         }

@@ -75,7 +75,12 @@ async fn every_transport_opens_and_receives_frames() {
     assert_eq!(report.kinds.len(), 9, "{table}");
     for k in &report.kinds {
         assert_eq!(k.opened as usize, k.wanted, "{}: {table}", k.kind);
-        assert_eq!((k.failed, k.closed_early), (0, 0), "{}: {table}", k.kind);
+        assert_eq!(
+            (k.failed, k.closed_early, k.errors),
+            (0, 0, 0),
+            "{}: {table}",
+            k.kind
+        );
         if k.kind.starts_with("stalled") {
             continue;
         }
