@@ -7,6 +7,7 @@ pub mod clock;
 pub mod limits;
 pub mod logging;
 pub mod longpoll;
+pub mod metrics;
 pub mod outbox;
 pub mod room;
 pub mod rooms;
@@ -15,6 +16,7 @@ pub mod session;
 pub mod sim;
 pub mod sse;
 mod streaming;
+pub mod upgrade;
 pub mod watch;
 pub mod ws;
 
@@ -147,8 +149,8 @@ impl RunningServer {
     }
 }
 
-/// A listening socket whose accepted connections inherit a send buffer of
-/// `send_buffer` bytes (the kernel's autotuning would otherwise let one
+/// A listening socket whose accepted connections inherit `TCP_NODELAY` and
+/// a send buffer of `send_buffer` bytes (the kernel's autotuning would otherwise let one
 /// slow reader hold megabytes of frames in its socket).
 fn listen(addr: SocketAddr, send_buffer: Option<u32>) -> std::io::Result<tokio::net::TcpListener> {
     let socket = if addr.is_ipv4() {
@@ -158,6 +160,11 @@ fn listen(addr: SocketAddr, send_buffer: Option<u32>) -> std::io::Result<tokio::
     };
     #[cfg(unix)]
     socket.set_reuseaddr(true)?;
+    // Accepted sockets inherit TCP_NODELAY from the listener on Linux (and
+    // warp sets none): without it Nagle holds a tick's small write until
+    // the previous one is acknowledged, which costs spectators up to
+    // tens of milliseconds of frame age.
+    socket.set_nodelay(true)?;
     if let Some(n) = send_buffer {
         socket.set_send_buffer_size(n)?;
     }
@@ -170,10 +177,12 @@ fn listen(addr: SocketAddr, send_buffer: Option<u32>) -> std::io::Result<tokio::
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     config.limits.validate().map_err(StartError::Config)?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let metrics = std::sync::Arc::new(metrics::Metrics::new());
     let rooms = rooms::Rooms::new(
         shutdown_rx.clone(),
         config.resume_grace,
         config.spectators.clone(),
+        metrics.clone(),
     );
     rooms
         .create(
@@ -221,6 +230,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         sessions: sessions.clone(),
         limits: limits.clone(),
         counters: counters.clone(),
+        metrics,
     };
     let accept_config = accept::AcceptConfig {
         limits: limits.clone(),

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// Frames a subscriber may have queued before its backlog is dropped.
 pub const DEFAULT_CAPACITY: usize = 64;
@@ -23,9 +24,16 @@ pub struct Outbox {
     capacity: usize,
 }
 
+/// A queued frame and when its tick was produced (for send latency).
+#[derive(Clone, Debug)]
+pub struct Queued {
+    pub bytes: Bytes,
+    pub produced: Instant,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    queue: VecDeque<Bytes>,
+    queue: VecDeque<Queued>,
     closed: bool,
     dropped: u64,
 }
@@ -57,8 +65,13 @@ impl Outbox {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a frame without waiting.
+    /// Queues a frame produced now, without waiting.
     pub fn push(&self, frame: Bytes) -> Pushed {
+        self.push_at(frame, Instant::now())
+    }
+
+    /// Queues a frame whose tick was produced at `produced`, without waiting.
+    pub fn push_at(&self, bytes: Bytes, produced: Instant) -> Pushed {
         let mut g = self.lock();
         if g.closed {
             return Pushed::Closed;
@@ -68,7 +81,7 @@ impl Outbox {
             g.queue.clear();
             return Pushed::Overflowed;
         }
-        g.queue.push_back(frame);
+        g.queue.push_back(Queued { bytes, produced });
         drop(g);
         self.notify.notify_one();
         Pushed::Queued
@@ -76,11 +89,17 @@ impl Outbox {
 
     /// The next frame; `None` once closed and drained.
     pub async fn pop(&self) -> Option<Bytes> {
+        self.pop_queued().await.map(|(q, _)| q.bytes)
+    }
+
+    /// The next frame with its production time, and how many frames were
+    /// queued behind it; `None` once closed and drained.
+    pub async fn pop_queued(&self) -> Option<(Queued, usize)> {
         loop {
             {
                 let mut g = self.lock();
-                if let Some(b) = g.queue.pop_front() {
-                    return Some(b);
+                if let Some(q) = g.queue.pop_front() {
+                    return Some((q, g.queue.len()));
                 }
                 if g.closed {
                     return None;
@@ -94,6 +113,11 @@ impl Outbox {
 
     /// The next frame if one is queued now (never waits).
     pub fn try_pop(&self) -> Option<Bytes> {
+        self.try_pop_queued().map(|q| q.bytes)
+    }
+
+    /// The next frame with its production time if one is queued now.
+    pub fn try_pop_queued(&self) -> Option<Queued> {
         self.lock().queue.pop_front()
     }
 

@@ -1,6 +1,7 @@
 //! Rooms: one tokio task per room runs the fixed-tick loop around the
 //! simulation and fans every frame out, encoded once per format, to the
-//! bounded outboxes of its subscribers.
+//! bounded outboxes of its WebSocket and polled subscribers, and once, to
+//! one shared ring, for all of its SSE spectators.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,12 +15,13 @@ use protocol::{
     ChatLine, Format, Hello, Input, Map, Mode, PlayerId, Role, ServerMsg, SharedFrame, Snapshot,
     TickFrame, Welcome, WorldState,
 };
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span};
 
 use crate::SpectatorConfig;
 use crate::clock::now_us;
+use crate::metrics::{Metrics, RoomMetrics};
 use crate::outbox::{DEFAULT_CAPACITY, Outbox, Pushed};
 use crate::session::{AdmitError, Players, random_hex128};
 use crate::sim::{SimConfig, SimInput, World};
@@ -73,12 +75,28 @@ pub struct Joined {
     pub outbox: Arc<Outbox>,
 }
 
-/// An SSE spectator that joined: its queue, and what it gets before the
-/// live ticks (welcome, replayed ticks or a snapshot; see [`SseFeed::join`]).
+/// One tick's SSE bytes (`event: tick` plus that tick's chat and score
+/// events), shared by every SSE spectator of the room.
+#[derive(Clone, Debug)]
+pub struct SseChunk {
+    pub tick: u64,
+    pub bytes: Bytes,
+    /// When the room produced the tick (for the send latency metric).
+    pub produced: Instant,
+}
+
+/// An SSE spectator that joined: what it gets before the live ticks
+/// (welcome, replayed ticks or a snapshot; see [`SseFeed::join`]), and the
+/// room's live ring from the tick after those.
+///
+/// The ring is one bounded `broadcast` channel per room: the room formats
+/// and sends each tick once however many spectators watch, and a spectator
+/// that falls a whole ring behind learns it (`Lagged`) and asks for a
+/// keyframe ([`RoomHandle::sse_resync`]). A slow reader costs nothing but
+/// its place in the ring.
 #[derive(Debug)]
 pub struct Spectating {
-    pub sub: SubId,
-    pub outbox: Arc<Outbox>,
+    pub live: broadcast::Receiver<SseChunk>,
     pub preamble: Vec<Bytes>,
 }
 
@@ -94,6 +112,11 @@ pub enum RoomCmd {
     Spectate {
         last_event_id: Option<u64>,
         reply: oneshot::Sender<Spectating>,
+    },
+    /// An SSE spectator fell a whole ring behind: a snapshot of now, and
+    /// the ring from the next tick.
+    SseResync {
+        reply: oneshot::Sender<(Bytes, broadcast::Receiver<SseChunk>)>,
     },
     Input {
         sub: SubId,
@@ -125,6 +148,10 @@ pub struct RoomHandle {
     world: watch::Receiver<Arc<WorldState>>,
     /// Watch frames rendered for this room, shared by its watchers.
     pub frames: Arc<crate::watch::stream::FrameCache>,
+    /// The server's metrics, for the transports serving this room.
+    pub metrics: Arc<Metrics>,
+    /// This room's own metric handles.
+    pub room_metrics: RoomMetrics,
 }
 
 /// The room's task is gone (server shutting down).
@@ -133,13 +160,19 @@ pub struct RoomHandle {
 pub struct RoomClosed;
 
 impl RoomHandle {
-    /// Starts a room task; it runs until `shutdown` turns true.
-    pub fn spawn(config: RoomConfig, shutdown: watch::Receiver<bool>) -> RoomHandle {
+    /// Starts a room task that records into `metrics`; it runs until
+    /// `shutdown` turns true.
+    pub fn spawn(
+        config: RoomConfig,
+        shutdown: watch::Receiver<bool>,
+        metrics: Arc<Metrics>,
+    ) -> RoomHandle {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let config = Arc::new(config);
         let stats = Arc::new(RoomStats::default());
         let span = info_span!("room", id = %config.id);
-        let task = RoomTask::new(config.clone(), stats.clone());
+        let room_metrics = metrics.room(&config.id);
+        let task = RoomTask::new(config.clone(), stats.clone(), room_metrics.clone());
         let world = task.world_tx.subscribe();
         tokio::spawn(task.run(rx, shutdown).instrument(span));
         RoomHandle {
@@ -148,6 +181,8 @@ impl RoomHandle {
             commands: tx,
             world,
             frames: Arc::default(),
+            metrics,
+            room_metrics,
         }
     }
 
@@ -167,6 +202,17 @@ impl RoomHandle {
                 last_event_id,
                 reply,
             })
+            .await
+            .map_err(|_| RoomClosed)?;
+        rx.await.map_err(|_| RoomClosed)
+    }
+
+    /// A snapshot of the room now and its SSE ring from the next tick, for
+    /// an SSE spectator that lagged a whole ring behind.
+    pub async fn sse_resync(&self) -> Result<(Bytes, broadcast::Receiver<SseChunk>), RoomClosed> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(RoomCmd::SseResync { reply })
             .await
             .map_err(|_| RoomClosed)?;
         rx.await.map_err(|_| RoomClosed)
@@ -217,18 +263,10 @@ impl RoomHandle {
     }
 }
 
-/// What a subscriber's queue carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Wire {
-    /// Server messages in a format (WebSocket, and later long-poll).
-    Frames(Format),
-    /// `text/event-stream` bytes from the room's [`SseFeed`].
-    Sse,
-}
-
+/// A WebSocket or polled subscriber (SSE spectators share `sse_live`).
 struct Sub {
     player: Option<PlayerId>,
-    wire: Wire,
+    format: Format,
     outbox: Arc<Outbox>,
     needs_keyframe: bool,
 }
@@ -236,11 +274,14 @@ struct Sub {
 struct RoomTask {
     config: Arc<RoomConfig>,
     stats: Arc<RoomStats>,
+    metrics: RoomMetrics,
     world: World,
     /// The world after the last tick, shared with watchers through `world_tx`.
     prev: Arc<WorldState>,
     world_tx: watch::Sender<Arc<WorldState>>,
     sse: SseFeed,
+    /// Every SSE spectator's live ticks, sent once per tick.
+    sse_live: broadcast::Sender<SseChunk>,
     players: Players,
     subs: BTreeMap<SubId, Sub>,
     next_sub: SubId,
@@ -251,7 +292,7 @@ struct RoomTask {
 }
 
 impl RoomTask {
-    fn new(config: Arc<RoomConfig>, stats: Arc<RoomStats>) -> Self {
+    fn new(config: Arc<RoomConfig>, stats: Arc<RoomStats>, metrics: RoomMetrics) -> Self {
         let mut sim = SimConfig::for_map(config.mode, &config.map);
         if sim.spawn_hold > 0 {
             // The hold is for people: the same 3 s at any tick rate.
@@ -265,6 +306,7 @@ impl RoomTask {
             world_tx: watch::Sender::new(prev.clone()),
             prev,
             sse: SseFeed::new(config.tick_rate, config.spectators.replay),
+            sse_live: broadcast::Sender::new(config.spectators.queue.max(1)),
             world,
             players: Players::new(config.max_players, grace_ticks.max(1)),
             subs: BTreeMap::new(),
@@ -274,6 +316,7 @@ impl RoomTask {
             chat: Vec::new(),
             config,
             stats,
+            metrics,
         }
     }
 
@@ -299,6 +342,7 @@ impl RoomTask {
                     while next <= now {
                         next += period;
                         self.stats.overruns.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.overruns.inc();
                     }
                 }
                 cmd = commands.recv() => match cmd {
@@ -330,10 +374,12 @@ impl RoomTask {
                 last_event_id,
                 reply,
             } => {
-                let joined = self.spectate(last_event_id);
-                if let Err(j) = reply.send(joined) {
-                    self.detach(j.sub, false);
-                }
+                // A spectator that gave up waiting drops its receiver.
+                let _ = reply.send(self.spectate(last_event_id));
+            }
+            RoomCmd::SseResync { reply } => {
+                let snapshot = self.sse.keyframe(self.world.state(), now_us());
+                let _ = reply.send((snapshot, self.sse_live.subscribe()));
             }
             RoomCmd::Input { sub, input } => {
                 let Some(id) = self.subs.get(&sub).and_then(|s| s.player) else {
@@ -416,7 +462,7 @@ impl RoomTask {
             sub,
             Sub {
                 player,
-                wire: Wire::Frames(format),
+                format,
                 outbox: outbox.clone(),
                 needs_keyframe: true,
             },
@@ -442,9 +488,6 @@ impl RoomTask {
     }
 
     fn spectate(&mut self, last_event_id: Option<u64>) -> Spectating {
-        let sub = self.next_sub;
-        self.next_sub += 1;
-        let outbox = Arc::new(Outbox::new(self.config.spectators.queue));
         let (config, map) = (&self.config, self.world.map());
         let preamble = self
             .sse
@@ -460,21 +503,11 @@ impl RoomTask {
                 name: "spectator".into(),
                 server_time_us: now_us(),
             });
-        self.subs.insert(
-            sub,
-            Sub {
-                player: None,
-                wire: Wire::Sse,
-                outbox: outbox.clone(),
-                needs_keyframe: false,
-            },
-        );
-        debug!(sub, ?last_event_id, "sse spectator joined");
-        Spectating {
-            sub,
-            outbox,
-            preamble,
-        }
+        // Subscribed in the same step as the preamble: the ring starts at
+        // the tick after the one the preamble ends with.
+        let live = self.sse_live.subscribe();
+        debug!(?last_event_id, "sse spectator joined");
+        Spectating { live, preamble }
     }
 
     fn detach(&mut self, sub: SubId, leave: bool) {
@@ -497,16 +530,19 @@ impl RoomTask {
     }
 
     fn publish_counts(&self) {
-        let spectators = self.subs.values().filter(|s| s.player.is_none()).count();
+        let spectators = self.subs.values().filter(|s| s.player.is_none()).count()
+            + self.sse_live.receiver_count();
         self.stats
             .players
             .store(self.players.len() as u32, Ordering::Relaxed);
         self.stats
             .spectators
             .store(spectators as u32, Ordering::Relaxed);
+        self.metrics.sessions.set(self.players.len() as i64);
     }
 
     fn tick(&mut self) {
+        let started = Instant::now();
         for id in self.players.expire(self.world.state().tick) {
             self.pending.push(SimInput::Leave { id });
         }
@@ -526,10 +562,18 @@ impl RoomTask {
             delta: state.diff(&self.prev),
             events,
         };
-        let sse_subs = self.subs.values().any(|s| s.wire == Wire::Sse);
-        let mut sse = self
+        let sse_subs = self.sse_live.receiver_count() > 0;
+        if let Some(ev) = self
             .sse
-            .tick(sse_subs, &tick, &self.chat, state, &self.prev);
+            .tick(sse_subs, &tick, &self.chat, state, &self.prev)
+        {
+            // No receiver left (they all went since the count): nothing to do.
+            let _ = self.sse_live.send(SseChunk {
+                tick: tick.tick,
+                bytes: ev,
+                produced: started,
+            });
+        }
         let frame = ServerMsg::Tick(Box::new(tick));
         // Encoded at most once per format, and only for formats in use.
         let mut ticks: [Option<SharedFrame>; 2] = [None, None];
@@ -543,15 +587,9 @@ impl RoomTask {
         for (&id, sub) in self.subs.iter_mut() {
             let keyframe = std::mem::take(&mut sub.needs_keyframe);
             let mut outcomes = [Pushed::Queued; 2];
-            match sub.wire {
-                Wire::Sse => {
-                    // Invariant: with an SSE subscriber the feed formats.
-                    let Some(ev) = sse.as_mut() else { continue };
-                    outcomes[0] =
-                        sub.outbox
-                            .push(if keyframe { ev.keyframe() } else { ev.bundle() });
-                }
-                Wire::Frames(format) => {
+            {
+                let format = sub.format;
+                {
                     let i = slot(format);
                     let ack = sub
                         .player
@@ -577,7 +615,7 @@ impl RoomTask {
                             .get_or_insert_with(|| SharedFrame::new(format, frame.clone()))
                             .with_ack(ack)
                     };
-                    outcomes[0] = sub.outbox.push(bytes);
+                    outcomes[0] = sub.outbox.push_at(bytes, started);
                     if !self.chat.is_empty() {
                         let lines = chats[i].get_or_insert_with(|| {
                             self.chat
@@ -586,7 +624,7 @@ impl RoomTask {
                                 .collect()
                         });
                         for b in lines.iter() {
-                            let pushed = sub.outbox.push(b.clone());
+                            let pushed = sub.outbox.push_at(b.clone(), started);
                             if pushed != Pushed::Queued {
                                 outcomes[1] = pushed;
                             }
@@ -596,18 +634,18 @@ impl RoomTask {
             }
             if outcomes.contains(&Pushed::Overflowed) {
                 sub.needs_keyframe = true;
+                let dropped = sub.outbox.capacity() as u64 + 1;
                 self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .dropped
-                    .fetch_add(sub.outbox.capacity() as u64 + 1, Ordering::Relaxed);
+                self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
+                self.metrics.resyncs.inc();
+                self.metrics.dropped.inc_by(dropped);
             }
             if outcomes.contains(&Pushed::Closed) {
                 closed.push(id);
             }
         }
-        drop(sse);
         for id in closed {
-            // The reader went away (an SSE stream dropped its subscription).
+            // The reader went away.
             self.detach(id, false);
         }
         self.chat.clear();
@@ -615,5 +653,8 @@ impl RoomTask {
         self.world_tx.send_replace(self.prev.clone());
         self.stats.tick.store(self.prev.tick, Ordering::Relaxed);
         self.publish_counts();
+        self.metrics
+            .tick_duration
+            .observe_duration(started.elapsed());
     }
 }

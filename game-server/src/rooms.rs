@@ -9,6 +9,7 @@ use protocol::{Mode, map};
 use tokio::sync::watch;
 
 use crate::SpectatorConfig;
+use crate::metrics::Metrics;
 use crate::room::{RoomConfig, RoomHandle};
 
 /// Largest player cap a room may ask for.
@@ -30,21 +31,30 @@ pub struct Rooms {
     shutdown: watch::Receiver<bool>,
     resume_grace: Duration,
     spectators: SpectatorConfig,
+    metrics: Arc<Metrics>,
 }
 
 impl Rooms {
-    /// An empty registry whose rooms stop when `shutdown` turns true.
+    /// An empty registry whose rooms stop when `shutdown` turns true and
+    /// record into `metrics`.
     pub fn new(
         shutdown: watch::Receiver<bool>,
         resume_grace: Duration,
         spectators: SpectatorConfig,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Rooms {
             rooms: Arc::default(),
             shutdown,
             resume_grace,
             spectators,
+            metrics,
         }
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The room called `id`.
@@ -121,6 +131,7 @@ impl Rooms {
                 spectators: self.spectators.clone(),
             },
             self.shutdown.clone(),
+            self.metrics.clone(),
         );
         let info = handle.info();
         rooms.insert(id, handle);

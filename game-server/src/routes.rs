@@ -24,6 +24,8 @@ pub struct AppState {
     pub keepalive: std::time::Duration,
     /// Long-poll and short-poll sessions.
     pub sessions: crate::longpoll::PolledSessions,
+    /// Everything `GET /metrics` reports.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Sizes, rates and timeouts.
     pub limits: Arc<crate::limits::Limits>,
     /// How often each limit bit.
@@ -151,6 +153,19 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
             .into_response(),
         )
     });
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .map(move |s: AppState| {
+            let mut r = Response::new(s.metrics.encode().into());
+            r.headers_mut().insert(
+                "content-type",
+                warp::http::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            r
+        });
     let list = warp::path!("api" / "rooms")
         .and(warp::get())
         .and(with_state(state.clone()))
@@ -166,7 +181,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and_then(find_room)
         .and(warp::header::optional::<String>("last-event-id"))
         .then(|(room, s): (RoomHandle, AppState), last: Option<String>| {
-            crate::sse::serve(room, last, s.keepalive, s.shutdown)
+            crate::sse::serve(room, last, s.keepalive)
         });
     let watch = warp::path!("rooms" / String / "watch")
         .and(warp::get())
@@ -185,11 +200,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::get())
         .and(with_state(state.clone()))
         .and_then(find_room)
-        .and(warp::ws())
+        .and(crate::upgrade::upgrade())
         .and(warp::ext::optional::<crate::accept::Peer>())
         .map(
             |(room, s): (RoomHandle, AppState),
-             ws: warp::ws::Ws,
+             ws: crate::upgrade::Upgrade,
              peer: Option<crate::accept::Peer>| {
                 let max = s.limits.ws_max_message;
                 let ctx = crate::ws::WsContext {
@@ -201,7 +216,6 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                 ws.max_message_size(max)
                     .max_frame_size(max)
                     .on_upgrade(move |socket| crate::ws::serve(socket, room, ctx))
-                    .into_response()
             },
         );
 
@@ -209,6 +223,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(healthz)
         .unify()
         .or(time)
+        .unify()
+        .or(metrics)
         .unify()
         .or(list)
         .unify()
@@ -336,6 +352,7 @@ fn usage_page(s: &AppState) -> String {
          \x20 GET  /api/rooms            rooms as JSON\n\
          \x20 POST /api/rooms            create: {\"id\":\"duel\",\"mode\":\"tron\",\"map\":\"maze\",\"tick_rate\":30,\"max_players\":4}\n\
          \x20 GET  /api/time             server clock, for lag probes\n\
+         \x20 GET  /metrics              Prometheus metrics (OpenMetrics text)\n\
          \x20 GET  /rooms/{room}/ws      WebSocket: play, or spectate with \"role\": \"spectator\"\n\
          \x20 GET  /rooms/{room}/events  SSE spectator stream (text/event-stream, JSON data)\n\
          \x20 GET  /rooms/{room}/watch   live view for curl -N (?color=never&cols=80&rows=24)\n\

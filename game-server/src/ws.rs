@@ -7,17 +7,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::upgrade::{Message, MessageExt, WebSocket, text_frame};
 use futures_util::{SinkExt, StreamExt};
 use protocol::codec::{decode, encode};
 use protocol::{ClientMsg, ErrorMsg, Format, PROTOCOL_VERSION, Pong, ServerMsg};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, field, info_span};
-use warp::ws::{Message, WebSocket};
 
 use crate::clock::now_us;
 use crate::limits::counters::bump;
 use crate::limits::{Counters, Limits, Verdict};
+use crate::metrics::Transport;
 use crate::room::{RoomCmd, RoomHandle};
 use crate::session::AdmitError;
 
@@ -51,8 +52,8 @@ type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 fn frame(format: Format, bytes: bytes::Bytes) -> Message {
     match format {
         Format::Bincode => Message::binary(bytes),
-        // JSON encodings are UTF-8 by construction.
-        Format::Json => Message::text(String::from_utf8_lossy(&bytes).into_owned()),
+        // The shared bytes themselves: no copy per subscriber.
+        Format::Json => text_frame(bytes),
     }
 }
 
@@ -99,7 +100,12 @@ pub async fn serve(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
 }
 
 /// Closes after a receive error, with the code that fits it, and counts it.
-async fn close_after_error(tx: &mut Sink, e: &warp::Error, counters: &Counters, limit: usize) {
+async fn close_after_error(
+    tx: &mut Sink,
+    e: &crate::upgrade::Error,
+    counters: &Counters,
+    limit: usize,
+) {
     let Some(code) = error_close_code(e) else {
         // The connection itself failed (reset, gone): nobody to tell.
         debug!(error = %e, "connection lost");
@@ -227,6 +233,7 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
 
     // 2. the session: frames out, messages in, pings, idle timeout, shutdown.
     let outbox = joined.outbox;
+    let conn = room.metrics.conn(Transport::Ws, &room.config.id);
     let mut last_heard = Instant::now();
     let every = limits.ws_ping_interval;
     let mut ping = tokio::time::interval_at(Instant::now() + every, every);
@@ -243,11 +250,14 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, bye).await;
                 break;
             }
-            out = outbox.pop() => match out {
-                Some(bytes) => {
-                    if tx.send(frame(format, bytes)).await.is_err() {
+            out = outbox.pop_queued() => match out {
+                Some((q, behind)) => {
+                    let len = q.bytes.len();
+                    conn.sent.depth.observe_int(behind as u64 + 1);
+                    if tx.send(frame(format, q.bytes)).await.is_err() {
                         break;
                     }
+                    conn.sent.sent(1, len, q.produced);
                 }
                 // The room closed our outbox: replaced by a resume elsewhere, or shutting down.
                 None => {
@@ -377,19 +387,16 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
 /// The close code for a receive error: oversize is 1009, text that is not
 /// UTF-8 1007, anything else the client sent wrong (a broken frame) 1002;
 /// `None` when the connection itself failed.
-fn error_close_code(e: &warp::Error) -> Option<u16> {
+fn error_close_code(e: &crate::upgrade::Error) -> Option<u16> {
     use tokio_tungstenite::tungstenite::Error as WsError;
     use tokio_tungstenite::tungstenite::error::ProtocolError;
-    let inner = std::error::Error::source(e).and_then(|s| s.downcast_ref::<WsError>());
-    match inner {
-        Some(WsError::Capacity(_)) => Some(close::TOO_BIG),
-        Some(WsError::Utf8(_)) => Some(close::INVALID),
-        Some(
-            WsError::Io(_)
-            | WsError::ConnectionClosed
-            | WsError::AlreadyClosed
-            | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake),
-        ) => None,
+    match e {
+        WsError::Capacity(_) => Some(close::TOO_BIG),
+        WsError::Utf8(_) => Some(close::INVALID),
+        WsError::Io(_)
+        | WsError::ConnectionClosed
+        | WsError::AlreadyClosed
+        | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
         _ => Some(close::PROTOCOL),
     }
 }

@@ -33,6 +33,7 @@ use crate::clock::now_us;
 use crate::limits::Verdict;
 use crate::limits::counters::bump;
 use crate::limits::throttle::Throttle;
+use crate::metrics::{ConnMetrics, SendMetrics, Transport};
 use crate::outbox::Outbox;
 use crate::room::{RoomCmd, RoomHandle, SubId};
 use crate::routes::{AppState, error_reply};
@@ -65,6 +66,10 @@ pub struct PolledSession {
     state: Mutex<State>,
     /// Bumped by every poll, so an older poll knows it was superseded.
     polls: watch::Sender<u64>,
+    /// Counts the session as open; its send counters are per response kind.
+    _conn: ConnMetrics,
+    held: SendMetrics,
+    instant: SendMetrics,
 }
 
 #[derive(Debug)]
@@ -79,6 +84,9 @@ struct State {
     last_active: Instant,
     /// Detached, left or taken over: every call now answers 404.
     over: bool,
+    /// When the oldest message taken from the room but not yet in any
+    /// response was produced (for the send latency metric).
+    unsent_since: Option<Instant>,
 }
 
 impl PolledSession {
@@ -92,13 +100,31 @@ impl PolledSession {
     /// log has room (beyond that the room outbox overflows into a keyframe).
     fn take_from_outbox(&self, st: &mut State) {
         while !st.server.is_full() {
-            match self.outbox.try_pop() {
-                Some(b) => {
-                    st.server.push(b);
+            match self.outbox.try_pop_queued() {
+                Some(q) => {
+                    st.unsent_since.get_or_insert(q.produced);
+                    st.server.push(q.bytes);
                 }
                 None => break,
             }
         }
+    }
+
+    /// A poll response carrying `batch`, counted in the metrics of its kind.
+    fn respond(&self, batch: &[(u64, Bytes)], next: u64, held: bool) -> Response {
+        let body = encode_poll_batch(self.format, batch, next);
+        if !batch.is_empty() {
+            let m = if held { &self.held } else { &self.instant };
+            match self.lock().unsent_since.take() {
+                Some(since) => m.sent(batch.len() as u64, body.len(), since),
+                // A re-sent batch: bytes again, but no new latency.
+                None => {
+                    m.frames.inc_by(batch.len() as u64);
+                    m.bytes.inc_by(body.len() as u64);
+                }
+            }
+        }
+        bytes_reply(StatusCode::OK, self.format, body)
     }
 
     /// Checks a bearer token in constant time.
@@ -327,7 +353,11 @@ pub async fn create(
         }
         Ok(Ok(j)) => j,
     };
+    let metrics = s.rooms.metrics();
     let session = Arc::new(PolledSession {
+        _conn: metrics.conn(Transport::Polled, &room_id),
+        held: metrics.sender(Transport::Longpoll),
+        instant: metrics.sender(Transport::Poll),
         room,
         sub: joined.sub,
         token: joined.welcome.token.clone(),
@@ -341,6 +371,7 @@ pub async fn create(
             in_flight: 0,
             last_active: Instant::now(),
             over: false,
+            unsent_since: None,
         }),
         polls: watch::channel(0).0,
     });
@@ -446,8 +477,7 @@ pub async fn poll(
                 return unknown_session();
             }
             let next = batch.last().map_or(after, |(seq, _)| *seq);
-            let body = encode_poll_batch(sess.format, &batch, next);
-            return bytes_reply(StatusCode::OK, sess.format, body);
+            return sess.respond(&batch, next, !wait.is_zero());
         }
         tokio::select! {
             // Shutdown first: the room closes our outbox when it stops, and
@@ -461,17 +491,21 @@ pub async fn poll(
             }
             _ = superseded.changed() => {
                 // A newer poll (or an expiry) took over: answer with what we have.
-                let st = sess.lock();
-                if st.over {
-                    return unknown_session();
-                }
-                let batch = st.server.after(after, MAX_BATCH);
+                let batch = {
+                    let st = sess.lock();
+                    if st.over {
+                        return unknown_session();
+                    }
+                    st.server.after(after, MAX_BATCH)
+                };
                 let next = batch.last().map_or(after, |(seq, _)| *seq);
-                return bytes_reply(StatusCode::OK, sess.format, encode_poll_batch(sess.format, &batch, next));
+                return sess.respond(&batch, next, true);
             }
-            frame = sess.outbox.pop() => {
-                if let Some(b) = frame {
-                    sess.lock().server.push(b);
+            frame = sess.outbox.pop_queued() => {
+                if let Some((q, _)) = frame {
+                    let mut st = sess.lock();
+                    st.unsent_since.get_or_insert(q.produced);
+                    st.server.push(q.bytes);
                 }
                 // None: closed; the next turn answers 404.
             }

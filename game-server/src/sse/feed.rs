@@ -54,35 +54,6 @@ pub struct SseFeed {
     cache: JoinCache,
 }
 
-/// This tick's SSE bytes, formatted once.
-pub struct TickEvents<'a> {
-    bundle: Bytes,
-    /// Chat and score events of this tick (they follow a keyframe too).
-    extras: Bytes,
-    keyframe: Option<Bytes>,
-    state: &'a WorldState,
-    checksum: u64,
-    server_time_us: u64,
-}
-
-impl TickEvents<'_> {
-    /// `event: tick` plus this tick's chat and score events.
-    pub fn bundle(&self) -> Bytes {
-        self.bundle.clone()
-    }
-
-    /// `event: snapshot` (formatted on first use) plus this tick's extras,
-    /// for a spectator that lost its backlog.
-    pub fn keyframe(&mut self) -> Bytes {
-        self.keyframe
-            .get_or_insert_with(|| {
-                let snap = snapshot_event(self.state, self.checksum, self.server_time_us);
-                concat(&[&snap, &self.extras])
-            })
-            .clone()
-    }
-}
-
 fn concat(parts: &[&Bytes]) -> Bytes {
     let mut b = BytesMut::with_capacity(parts.iter().map(|p| p.len()).sum());
     for p in parts {
@@ -131,15 +102,16 @@ impl SseFeed {
     }
 
     /// Formats the tick that produced `state` (from `prev`), once, when
-    /// anyone may want it; `None` when nobody has watched over SSE lately.
-    pub fn tick<'a>(
+    /// anyone may want it: `event: tick` plus this tick's chat and score
+    /// events. `None` when nobody has watched over SSE lately.
+    pub fn tick(
         &mut self,
         subscribers: bool,
         frame: &TickFrame,
         chat: &[ChatLine],
-        state: &'a WorldState,
+        state: &WorldState,
         prev: &WorldState,
-    ) -> Option<TickEvents<'a>> {
+    ) -> Option<Bytes> {
         self.idle = if subscribers {
             0
         } else {
@@ -184,14 +156,27 @@ impl SseFeed {
             self.ring.pop_front();
         }
         self.ring.push_back((tick, bundle.clone()));
-        Some(TickEvents {
-            bundle,
-            extras,
-            keyframe: None,
-            state,
-            checksum: frame.checksum,
-            server_time_us: frame.server_time_us,
-        })
+        Some(bundle)
+    }
+
+    /// `event: snapshot` of `state`, the room's world now, formatted once
+    /// per tick however many spectators ask (after a lag, or a resume from
+    /// an id the ring no longer holds).
+    pub fn keyframe(&mut self, state: &WorldState, server_time_us: u64) -> Bytes {
+        self.fresh_cache(state.tick);
+        self.cache
+            .snapshot
+            .get_or_insert_with(|| snapshot_event(state, state.checksum(), server_time_us))
+            .clone()
+    }
+
+    fn fresh_cache(&mut self, now: u64) {
+        if self.cache.tick != Some(now) {
+            self.cache = JoinCache {
+                tick: Some(now),
+                ..JoinCache::default()
+            };
+        }
     }
 
     /// What a new SSE spectator gets before the live ticks, `state` being
@@ -206,12 +191,7 @@ impl SseFeed {
         welcome: impl FnOnce() -> Welcome,
     ) -> Vec<Bytes> {
         let now = state.tick;
-        if self.cache.tick != Some(now) {
-            self.cache = JoinCache {
-                tick: Some(now),
-                ..JoinCache::default()
-            };
-        }
+        self.fresh_cache(now);
         match last_event_id {
             Some(n) if n == now => Vec::new(),
             Some(n)
@@ -225,13 +205,7 @@ impl SseFeed {
                     .map(|(_, b)| b.clone())
                     .collect()
             }
-            Some(_) => {
-                let snap = self
-                    .cache
-                    .snapshot
-                    .get_or_insert_with(|| snapshot_event(state, state.checksum(), server_time_us));
-                vec![snap.clone()]
-            }
+            Some(_) => vec![self.keyframe(state, server_time_us)],
             None => {
                 let w = self.cache.welcome.get_or_insert_with(|| {
                     let welcome = welcome();
@@ -377,7 +351,7 @@ mod tests {
     }
 
     #[test]
-    fn chat_and_scores_ride_with_the_tick_and_follow_a_keyframe() {
+    fn chat_and_scores_ride_with_the_tick() {
         let mut feed = SseFeed::new(10, Duration::from_secs(1));
         let prev = world(0);
         let mut now = world(1);
@@ -396,10 +370,16 @@ mod tests {
             from: "a".into(),
             text: "hi".into(),
         }];
-        let mut ev = feed
+        let bundle = feed
             .tick(true, &frame(&now, &prev), &chat, &now, &prev)
             .unwrap();
-        assert_eq!(ids(&[ev.bundle()]), ["tick:1", "chat:1", "score:1"]);
-        assert_eq!(ids(&[ev.keyframe()]), ["snapshot:1", "chat:1", "score:1"]);
+        assert_eq!(ids(&[bundle]), ["tick:1", "chat:1", "score:1"]);
+        let key = feed.keyframe(&now, 1);
+        assert_eq!(ids(std::slice::from_ref(&key)), ["snapshot:1"]);
+        assert_eq!(
+            key.as_ptr(),
+            feed.keyframe(&now, 1).as_ptr(),
+            "once per tick"
+        );
     }
 }

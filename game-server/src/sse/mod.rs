@@ -5,51 +5,35 @@
 pub mod feed;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
 use protocol::ErrorMsg;
 use protocol::codec::{Format, encode};
 use protocol::sse::{Parser, RETRY_MS, format_event};
-use tokio::sync::watch;
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::outbox::Outbox;
-use crate::room::{RoomCmd, RoomHandle, SubId};
+use crate::metrics::{ConnMetrics, Transport};
+use crate::room::{RoomHandle, SseChunk};
 use crate::routes::error_reply;
 
 const KEEPALIVE: Bytes = Bytes::from_static(b": keepalive\n\n");
 
-/// A spectator's place in its room; leaving it (dropping) unsubscribes,
-/// whether the stream ended or the client went away.
-struct Subscription {
-    room: RoomHandle,
-    sub: SubId,
-    outbox: Arc<Outbox>,
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        // Closing the outbox is enough on its own (the room drops a
-        // subscriber whose outbox is closed at its next tick); the detach
-        // just does it sooner when the queue has room.
-        self.outbox.close();
-        self.room.try_send(RoomCmd::Detach { sub: self.sub });
-    }
-}
-
 struct Pump {
-    subscription: Subscription,
+    room: RoomHandle,
+    /// The room's live ring (see [`crate::room::Spectating`]).
+    live: broadcast::Receiver<SseChunk>,
     pending: VecDeque<Bytes>,
     keepalive: Interval,
-    shutdown: watch::Receiver<bool>,
     ended: bool,
     /// The last chunk of events written (whole events, never a comment),
     /// for the id of the closing event.
     last_events: Option<Bytes>,
+    conn: ConnMetrics,
 }
 
 /// The last event of a stream that the server ends. It carries the id of
@@ -68,12 +52,48 @@ fn closing_event(last_events: Option<&Bytes>) -> Bytes {
     format_event("error", id, &encode(Format::Json, &err))
 }
 
+impl Pump {
+    /// The next chunk: a live tick, a keyframe after a lag, a keepalive, or
+    /// `None` once the room has closed (it drops its ring at shutdown,
+    /// after the ticks already sent, so those still go out first).
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        tokio::select! {
+            biased;
+            r = self.live.recv() => match r {
+                Ok(chunk) => {
+                    // Recorded as the chunk goes to hyper, which writes it
+                    // to the socket before it asks for the next one.
+                    self.conn.sent.depth.observe_int(self.live.len() as u64 + 1);
+                    self.conn.sent.sent(1, chunk.bytes.len(), chunk.produced);
+                    self.last_events = Some(chunk.bytes.clone());
+                    Some(chunk.bytes)
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    // A whole ring behind: skip to a snapshot of now.
+                    let stats = &self.room.stats;
+                    stats.resyncs.fetch_add(1, Ordering::Relaxed);
+                    stats.dropped.fetch_add(missed, Ordering::Relaxed);
+                    self.room.room_metrics.resyncs.inc();
+                    self.room.room_metrics.dropped.inc_by(missed);
+                    let (snapshot, live) = self.room.sse_resync().await.ok()?;
+                    self.live = live;
+                    self.conn.sent.frames.inc();
+                    self.conn.sent.bytes.inc_by(snapshot.len() as u64);
+                    self.last_events = Some(snapshot.clone());
+                    Some(snapshot)
+                }
+                Err(RecvError::Closed) => None,
+            },
+            _ = self.keepalive.tick() => Some(KEEPALIVE),
+        }
+    }
+}
+
 /// Serves one SSE spectator of `room`. `last_event_id` is the raw header.
 pub async fn serve(
     room: RoomHandle,
     last_event_id: Option<String>,
     keepalive: Duration,
-    shutdown: watch::Receiver<bool>,
 ) -> Response {
     let last = last_event_id.and_then(|s| s.trim().parse::<u64>().ok());
     let Ok(joined) = room.spectate_sse(last).await else {
@@ -83,21 +103,18 @@ pub async fn serve(
             "the server is shutting down",
         );
     };
-    tracing::debug!(room = %room.config.id, sub = joined.sub, ?last, "sse spectator");
+    tracing::debug!(room = %room.config.id, ?last, "sse spectator");
     let mut pending = VecDeque::with_capacity(joined.preamble.len() + 1);
     pending.push_back(Bytes::from(format!("retry: {RETRY_MS}\n\n")));
     pending.extend(joined.preamble);
     let mut ticker = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let pump = Pump {
-        subscription: Subscription {
-            room,
-            sub: joined.sub,
-            outbox: joined.outbox,
-        },
+        conn: room.metrics.conn(Transport::Sse, &room.config.id),
+        room,
+        live: joined.live,
         pending,
         keepalive: ticker,
-        shutdown,
         ended: false,
         last_events: None,
     };
@@ -105,30 +122,21 @@ pub async fn serve(
         if let Some(b) = p.pending.pop_front() {
             if b.starts_with(b"event:") {
                 p.last_events = Some(b.clone());
+                p.conn.sent.frames.inc();
+                p.conn.sent.bytes.inc_by(b.len() as u64);
             }
             return Some((b, p));
         }
         if p.ended {
             return None;
         }
-        // Frames first: at shutdown the room closes our outbox after the
-        // signal, so what it already queued still goes out before the end.
-        let out = tokio::select! {
-            biased;
-            b = p.subscription.outbox.pop() => match b {
-                Some(b) => {
-                    p.last_events = Some(b.clone());
-                    Some(b)
-                }
-                None => None,
-            },
-            _ = crate::clock::until_shutdown(&mut p.shutdown) => None,
-            _ = p.keepalive.tick() => Some(KEEPALIVE),
+        let out = match p.next_chunk().await {
+            Some(b) => b,
+            None => {
+                p.ended = true;
+                closing_event(p.last_events.as_ref())
+            }
         };
-        let out = out.unwrap_or_else(|| {
-            p.ended = true;
-            closing_event(p.last_events.as_ref())
-        });
         Some((out, p))
     });
     crate::streaming::reply(chunks, "text/event-stream")

@@ -129,6 +129,7 @@ enum Phase {
 }
 
 struct Pump {
+    conn: crate::metrics::ConnMetrics,
     room: RoomHandle,
     world: watch::Receiver<Arc<WorldState>>,
     opts: WatchOptions,
@@ -160,6 +161,9 @@ pub fn serve(room: RoomHandle, opts: WatchOptions, shutdown: watch::Receiver<boo
     let mut pace = tokio::time::interval_at(Instant::now() + period, period);
     pace.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let pump = Pump {
+        conn: room
+            .metrics
+            .conn(crate::metrics::Transport::Watch, &room.config.id),
         world: room.world(),
         _watcher: Watcher::new(room.stats.clone()),
         room,
@@ -204,6 +208,8 @@ pub fn serve(room: RoomHandle, opts: WatchOptions, shutdown: watch::Receiver<boo
             return Some((bye, p));
         }
         let frame = p.frame();
+        p.conn.sent.frames.inc();
+        p.conn.sent.bytes.inc_by(frame.len() as u64);
         Some((frame, p))
     });
     crate::streaming::reply(chunks, "text/plain; charset=utf-8")
@@ -237,6 +243,7 @@ mod tests {
                 spectators: crate::SpectatorConfig::default(),
             },
             shutdown,
+            Arc::default(),
         );
         let world = room.world().borrow().clone();
         let plain = WatchOptions {
