@@ -223,6 +223,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         limits.per_ip_loopback,
     );
     let sessions = longpoll::PolledSessions::new(shutdown_rx.clone(), config.poll_idle_timeout);
+    metrics.register_collector(metrics::ServerCollector {
+        counters: counters.clone(),
+        tracker: tracker.clone(),
+        sessions: sessions.clone(),
+    });
     let state = routes::AppState {
         rooms: rooms.clone(),
         shutdown: shutdown_rx.clone(),

@@ -18,12 +18,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
-    EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder,
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+    MetricEncoder,
 };
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Metric, Registry, Unit};
 
@@ -307,6 +309,15 @@ impl Metrics {
             .register(name, help, metric);
     }
 
+    /// Registers a collector, read on every scrape (under the `tickwire_`
+    /// prefix).
+    pub fn register_collector(&self, collector: impl Collector) {
+        self.registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .register_collector(Box::new(collector));
+    }
+
     /// The OpenMetrics text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(8 * 1024);
@@ -394,6 +405,128 @@ pub struct ConnMetrics {
 impl Drop for ConnMetrics {
     fn drop(&mut self) {
         self.open.dec();
+    }
+}
+
+/// The accept layer's and the limits' figures, read on each scrape from
+/// the atomics and registries that already keep them (so the hot paths
+/// record nothing twice).
+#[derive(Debug)]
+pub struct ServerCollector {
+    pub(crate) counters: Arc<crate::limits::Counters>,
+    pub(crate) tracker: crate::accept::Tracker,
+    pub(crate) sessions: crate::longpoll::PolledSessions,
+}
+
+/// Writes one counter family: `name_total{label="value"} n` per entry.
+fn counter_family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[(&str, u64)],
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for &(value, n) in values {
+        let labels = [(label, value)];
+        ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// Writes one unlabelled metric.
+fn single(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: impl EncodeMetric,
+) -> Result<(), std::fmt::Error> {
+    let m = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+    metric.encode(m)
+}
+
+impl Collector for ServerCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let c = self.counters.snapshot();
+        let gauge = |n: usize| ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX));
+        single(
+            &mut e,
+            "tcp_connections",
+            "Open TCP connections held by the accept layer (any route)",
+            gauge(self.tracker.open()),
+        )?;
+        single(
+            &mut e,
+            "tcp_connections_max",
+            "The server-wide connection cap (option and open-file limit)",
+            gauge(self.tracker.max()),
+        )?;
+        single(
+            &mut e,
+            "tcp_accepted",
+            "TCP connections accepted and served",
+            ConstCounter::new(c.accepted),
+        )?;
+        counter_family(
+            &mut e,
+            "tcp_refused",
+            "TCP connections refused: server_full (503), per_ip (429), unanswered (closed at once)",
+            "reason",
+            &[
+                ("server_full", c.refused_server_full),
+                ("per_ip", c.refused_per_ip),
+                ("unanswered", c.refused_unanswered),
+            ],
+        )?;
+        counter_family(
+            &mut e,
+            "timeouts",
+            "Connections or requests ended by a timeout",
+            "kind",
+            &[
+                ("request_head", c.header_timeouts),
+                ("request_body", c.body_timeouts),
+                ("write_stall", c.write_stalls),
+                ("ws_hello", c.ws_hello_timeouts),
+                ("ws_idle", c.ws_idle_timeouts),
+            ],
+        )?;
+        counter_family(
+            &mut e,
+            "rejected",
+            "Input refused: body_too_large (413), ws_oversize (1009), ws_bad_frame (1002/1003/1007)",
+            "reason",
+            &[
+                ("body_too_large", c.bodies_too_large),
+                ("ws_oversize", c.ws_oversize),
+                ("ws_bad_frame", c.ws_bad_frames),
+            ],
+        )?;
+        counter_family(
+            &mut e,
+            "rate_limited",
+            "Client messages dropped by a rate limit",
+            "limit",
+            &[("input", c.inputs_dropped), ("chat", c.chat_dropped)],
+        )?;
+        single(
+            &mut e,
+            "input_floods",
+            "Sessions closed for flooding (WebSocket 1008, long-poll 429)",
+            ConstCounter::new(c.input_floods),
+        )?;
+        single(
+            &mut e,
+            "polled_sessions",
+            "Long-poll and short-poll sessions the server holds",
+            gauge(self.sessions.len()),
+        )?;
+        single(
+            &mut e,
+            "polls_in_flight",
+            "Poll requests being held open right now",
+            gauge(self.sessions.polls_in_flight()),
+        )
     }
 }
 

@@ -634,3 +634,73 @@ async fn a_poll_held_at_shutdown_answers_503_shutting_down() {
         "{body}"
     );
 }
+
+/// The value of the exposition line that starts with `series ` (a metric
+/// name with its labels), or a panic that shows the whole text.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series:?} in\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_report_limits_connections_sessions_and_ticks() {
+    let s = server(|_| {}).await;
+    let mut player = joined(s.local_addr, "watched", "player").await;
+    ticks_flow(&mut player, 5).await;
+    // One limit that bites: a frame over the size limit.
+    let mut big = ws(s.local_addr).await;
+    let _ = big.send(Message::binary(vec![0u8; 64 << 10])).await;
+    assert_eq!(until_close(&mut big).await.0.0, 1009);
+    // One polled session.
+    let (st, w) = call(
+        s.local_addr,
+        "POST",
+        "/rooms/lobby/sessions",
+        "",
+        r#"{"hello":{"version":1,"name":"poller"}}"#,
+    )
+    .await;
+    assert_eq!(st, 201, "{w}");
+
+    let (status, head, text) = common::get(s.local_addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text"),
+        "{head}"
+    );
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    let m = |series: &str| metric(&text, series);
+    assert_eq!(m("tickwire_rejected_total{reason=\"ws_oversize\"}"), 1.0);
+    assert_eq!(m("tickwire_rejected_total{reason=\"body_too_large\"}"), 0.0);
+    assert_eq!(m("tickwire_rate_limited_total{limit=\"input\"}"), 0.0);
+    assert_eq!(m("tickwire_input_floods_total"), 0.0);
+    assert_eq!(m("tickwire_tcp_refused_total{reason=\"server_full\"}"), 0.0);
+    assert_eq!(m("tickwire_timeouts_total{kind=\"ws_idle\"}"), 0.0);
+    assert_eq!(m("tickwire_polled_sessions"), 1.0);
+    assert_eq!(m("tickwire_polls_in_flight"), 0.0);
+    // The player's WebSocket and this request, at least.
+    assert!(m("tickwire_tcp_connections") >= 2.0);
+    assert_eq!(
+        m("tickwire_tcp_connections_max"),
+        s.connections.max() as f64
+    );
+    // Player, oversize socket, session POST, this GET.
+    assert!(m("tickwire_tcp_accepted_total") >= 4.0);
+    assert_eq!(
+        m("tickwire_connections{transport=\"ws\",room=\"lobby\"}"),
+        1.0
+    );
+    assert_eq!(
+        m("tickwire_connections{transport=\"polled\",room=\"lobby\"}"),
+        1.0
+    );
+    assert_eq!(m("tickwire_sessions{room=\"lobby\"}"), 2.0);
+    assert!(m("tickwire_tick_duration_seconds_count{room=\"lobby\"}") >= 5.0);
+    assert!(m("tickwire_frames_sent_total{transport=\"ws\"}") >= 5.0);
+    assert!(m("tickwire_send_latency_seconds_count{transport=\"ws\"}") >= 5.0);
+    drop(player);
+    s.shutdown().await;
+}
