@@ -109,9 +109,16 @@ impl Players {
         if !taken(base) {
             return base.to_string();
         }
+        // "alice" -> "alice2", but "bot-3" -> "bot-3-2": digits glued to
+        // a name that ends in one would read as another name ("bot-32").
+        let sep = if base.ends_with(|c: char| c.is_ascii_digit()) {
+            "-"
+        } else {
+            ""
+        };
         (2..)
             .map(|k| {
-                let suffix = k.to_string();
+                let suffix = format!("{sep}{k}");
                 let keep = MAX_NAME_CHARS - suffix.len();
                 format!("{}{suffix}", base.chars().take(keep).collect::<String>())
             })
@@ -215,6 +222,16 @@ mod tests {
         assert_eq!(ps.get(a).unwrap().name, "Alice");
         assert_eq!(ps.get(b).unwrap().name, "aLICE2");
         assert_eq!(ps.get(c).unwrap().name, "Alice3");
+    }
+
+    #[test]
+    fn a_duplicate_of_a_name_ending_in_a_digit_gets_a_separator() {
+        let mut ps = Players::new(4, 10);
+        ps.admit("bot-3", None).unwrap();
+        let (b, _) = ps.admit("bot-3", None).unwrap();
+        let (c, _) = ps.admit("BOT-3", None).unwrap();
+        assert_eq!(ps.get(b).unwrap().name, "bot-3-2");
+        assert_eq!(ps.get(c).unwrap().name, "BOT-3-3");
     }
 
     #[test]
