@@ -579,6 +579,15 @@ async fn call(
     (status, json)
 }
 
+/// Opens a long-poll session in `room`; its welcome (`201`).
+async fn polled_session(addr: SocketAddr, room: &str, name: &str) -> serde_json::Value {
+    let hello = serde_json::json!({"hello": {"version": PROTOCOL_VERSION, "name": name}});
+    let path = format!("/rooms/{room}/sessions");
+    let (st, w) = call(addr, "POST", &path, "", &hello.to_string()).await;
+    assert_eq!(st, 201, "{w}");
+    w
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poll_held_at_shutdown_answers_503_shutting_down() {
     let s = server(|_| {}).await;
@@ -592,15 +601,7 @@ async fn a_poll_held_at_shutdown_answers_503_shutting_down() {
     )
     .await;
     assert_eq!(st, 201);
-    let (st, w) = call(
-        s.local_addr,
-        "POST",
-        "/rooms/slow/sessions",
-        "",
-        r#"{"hello":{"version":1,"name":"poller"}}"#,
-    )
-    .await;
-    assert_eq!(st, 201, "{w}");
+    let w = polled_session(s.local_addr, "slow", "poller").await;
     let (session, token) = (
         w["welcome"]["session"].as_str().unwrap().to_string(),
         w["welcome"]["token"].as_str().unwrap().to_string(),
@@ -654,15 +655,7 @@ async fn metrics_report_limits_connections_sessions_and_ticks() {
     let _ = big.send(Message::binary(vec![0u8; 64 << 10])).await;
     assert_eq!(until_close(&mut big).await.0.0, 1009);
     // One polled session.
-    let (st, w) = call(
-        s.local_addr,
-        "POST",
-        "/rooms/lobby/sessions",
-        "",
-        r#"{"hello":{"version":1,"name":"poller"}}"#,
-    )
-    .await;
-    assert_eq!(st, 201, "{w}");
+    polled_session(s.local_addr, "lobby", "poller").await;
 
     let (status, head, text) = common::get(s.local_addr, "/metrics").await;
     assert_eq!(status, 200);
