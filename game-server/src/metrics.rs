@@ -452,25 +452,25 @@ impl Collector for ServerCollector {
         single(
             &mut e,
             "tcp_connections",
-            "Open TCP connections held by the accept layer (any route)",
+            "Open TCP connections held by the accept layer (any route).",
             gauge(self.tracker.open()),
         )?;
         single(
             &mut e,
             "tcp_connections_max",
-            "The server-wide connection cap (option and open-file limit)",
+            "The server-wide connection cap (option and open-file limit).",
             gauge(self.tracker.max()),
         )?;
         single(
             &mut e,
             "tcp_accepted",
-            "TCP connections accepted and served",
+            "TCP connections accepted and served.",
             ConstCounter::new(c.accepted),
         )?;
         counter_family(
             &mut e,
             "tcp_refused",
-            "TCP connections refused: server_full (503), per_ip (429), unanswered (closed at once)",
+            "TCP connections refused: server_full (503), per_ip (429), unanswered (closed at once).",
             "reason",
             &[
                 ("server_full", c.refused_server_full),
@@ -481,7 +481,7 @@ impl Collector for ServerCollector {
         counter_family(
             &mut e,
             "timeouts",
-            "Connections or requests ended by a timeout",
+            "Connections or requests ended by a timeout.",
             "kind",
             &[
                 ("request_head", c.header_timeouts),
@@ -494,7 +494,7 @@ impl Collector for ServerCollector {
         counter_family(
             &mut e,
             "rejected",
-            "Input refused: body_too_large (413), ws_oversize (1009), ws_bad_frame (1002/1003/1007)",
+            "Input refused: body_too_large (413), ws_oversize (1009), ws_bad_frame (1002/1003/1007).",
             "reason",
             &[
                 ("body_too_large", c.bodies_too_large),
@@ -505,26 +505,26 @@ impl Collector for ServerCollector {
         counter_family(
             &mut e,
             "rate_limited",
-            "Client messages dropped by a rate limit",
+            "Client messages dropped by a rate limit.",
             "limit",
             &[("input", c.inputs_dropped), ("chat", c.chat_dropped)],
         )?;
         single(
             &mut e,
             "input_floods",
-            "Sessions closed for flooding (WebSocket 1008, long-poll 429)",
+            "Sessions closed for flooding (WebSocket 1008, long-poll 429).",
             ConstCounter::new(c.input_floods),
         )?;
         single(
             &mut e,
             "polled_sessions",
-            "Long-poll and short-poll sessions the server holds",
+            "Long-poll and short-poll sessions the server holds.",
             gauge(self.sessions.len()),
         )?;
         single(
             &mut e,
             "polls_in_flight",
-            "Poll requests being held open right now",
+            "Poll requests being held open right now.",
             gauge(self.sessions.polls_in_flight()),
         )
     }
