@@ -291,15 +291,10 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
                     break;
                 }
                 // Every frame counts, pings too: a flood of anything costs the same.
-                match throttle.check(last_heard.into_std()) {
+                match counters.input_verdict(throttle.check(last_heard.into_std())) {
                     Verdict::Pass => {}
-                    Verdict::Drop => {
-                        bump(&counters.inputs_dropped);
-                        continue;
-                    }
+                    Verdict::Drop => continue,
                     Verdict::Flood => {
-                        bump(&counters.inputs_dropped);
-                        bump(&counters.input_floods);
                         let msg = format!(
                             "input flood: more than {} messages a second (burst {}); closing",
                             limits.input_rate, limits.input_burst

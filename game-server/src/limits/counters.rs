@@ -67,6 +67,20 @@ pub fn bump(c: &AtomicU64) {
 }
 
 impl Counters {
+    /// Counts what the input rate limit said of one message (a drop, or
+    /// the drop that makes a flood) and passes the verdict on.
+    pub fn input_verdict(&self, v: super::Verdict) -> super::Verdict {
+        match v {
+            super::Verdict::Pass => {}
+            super::Verdict::Drop => bump(&self.inputs_dropped),
+            super::Verdict::Flood => {
+                bump(&self.inputs_dropped);
+                bump(&self.input_floods);
+            }
+        }
+        v
+    }
+
     /// Every counter, read now (each one atomically, not all together).
     pub fn snapshot(&self) -> CountersSnapshot {
         let r = |c: &AtomicU64| c.load(Ordering::Relaxed);

@@ -172,6 +172,22 @@ impl PolledSessions {
             .cloned()
     }
 
+    /// The session a request names, when its `Authorization` header holds
+    /// the session's token; else why not (404 first, then 401).
+    fn authorized(
+        &self,
+        room: &str,
+        session: &str,
+        auth: Option<&str>,
+    ) -> Result<Arc<PolledSession>, Refused> {
+        let sess = self.get(room, session).ok_or(Refused::UnknownSession)?;
+        if sess.authorized(auth) {
+            Ok(sess)
+        } else {
+            Err(Refused::Unauthorized)
+        }
+    }
+
     /// Removes `s` if it is still the registered session of its key.
     fn remove(&self, room: &str, session: &str, s: &Arc<PolledSession>) {
         let mut map = self.lock();
@@ -277,6 +293,22 @@ fn shutting_down() -> Response {
         "shutting_down",
         "the server is shutting down",
     )
+}
+
+/// Why a request is not served for the session it names.
+#[derive(Clone, Copy, Debug)]
+enum Refused {
+    UnknownSession,
+    Unauthorized,
+}
+
+impl Refused {
+    fn reply(self) -> Response {
+        match self {
+            Refused::UnknownSession => unknown_session(),
+            Refused::Unauthorized => unauthorized(),
+        }
+    }
 }
 
 fn unauthorized() -> Response {
@@ -430,12 +462,13 @@ pub async fn poll(
     auth: Option<String>,
     s: AppState,
 ) -> Response {
-    let Some(sess) = s.sessions.get(&room_id, &session_id) else {
-        return unknown_session();
+    let sess = match s
+        .sessions
+        .authorized(&room_id, &session_id, auth.as_deref())
+    {
+        Ok(sess) => sess,
+        Err(refused) => return refused.reply(),
     };
-    if !sess.authorized(auth.as_deref()) {
-        return unauthorized();
-    }
     let (after, wait) = match poll_params(&query) {
         Ok(p) => p,
         Err(m) => return error_reply(StatusCode::BAD_REQUEST, "bad_request", m),
@@ -522,12 +555,13 @@ pub async fn send(
     body: Bytes,
     s: AppState,
 ) -> Response {
-    let Some(sess) = s.sessions.get(&room_id, &session_id) else {
-        return unknown_session();
+    let sess = match s
+        .sessions
+        .authorized(&room_id, &session_id, auth.as_deref())
+    {
+        Ok(sess) => sess,
+        Err(refused) => return refused.reply(),
     };
-    if !sess.authorized(auth.as_deref()) {
-        return unauthorized();
-    }
     let format = format_of(content_type.as_deref());
     let batch = match decode::<SendBatch>(format, &body) {
         Ok(b) => b,
@@ -594,17 +628,10 @@ fn throttle(
 ) -> (Vec<Due>, bool) {
     let mut out = Vec::with_capacity(due.len());
     for msg in due {
-        match st.throttle.check(now) {
+        match counters.input_verdict(st.throttle.check(now)) {
             Verdict::Pass => {}
-            Verdict::Drop => {
-                bump(&counters.inputs_dropped);
-                continue;
-            }
-            Verdict::Flood => {
-                bump(&counters.inputs_dropped);
-                bump(&counters.input_floods);
-                return (out, true);
-            }
+            Verdict::Drop => continue,
+            Verdict::Flood => return (out, true),
         }
         if matches!(msg, ClientMsg::Chat(_)) && st.chat.check(now) != Verdict::Pass {
             bump(&counters.chat_dropped);
@@ -703,12 +730,13 @@ pub async fn delete(
     auth: Option<String>,
     s: AppState,
 ) -> Response {
-    let Some(sess) = s.sessions.get(&room_id, &session_id) else {
-        return unknown_session();
+    let sess = match s
+        .sessions
+        .authorized(&room_id, &session_id, auth.as_deref())
+    {
+        Ok(sess) => sess,
+        Err(refused) => return refused.reply(),
     };
-    if !sess.authorized(auth.as_deref()) {
-        return unauthorized();
-    }
     leave(&sess, &s, &room_id, &session_id).await;
     let mut r = Response::new(Bytes::new().into());
     *r.status_mut() = StatusCode::NO_CONTENT;
