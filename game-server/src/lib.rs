@@ -4,6 +4,8 @@
 
 pub mod accept;
 pub mod clock;
+pub mod conn;
+pub mod http;
 pub mod limits;
 pub mod logging;
 pub mod longpoll;
@@ -14,6 +16,7 @@ pub mod rooms;
 pub mod routes;
 pub mod session;
 pub mod sim;
+mod spectators;
 pub mod sse;
 mod streaming;
 pub mod upgrade;
@@ -172,6 +175,28 @@ fn listen(addr: SocketAddr, send_buffer: Option<u32>) -> std::io::Result<tokio::
     socket.listen(1024)
 }
 
+/// The gauges `/metrics` reads from the layers above `metrics`.
+#[derive(Debug)]
+struct Gauges {
+    tracker: accept::Tracker,
+    sessions: longpoll::PolledSessions,
+}
+
+impl metrics::ServerGauges for Gauges {
+    fn connections(&self) -> usize {
+        self.tracker.open()
+    }
+    fn max_connections(&self) -> usize {
+        self.tracker.max()
+    }
+    fn polled_sessions(&self) -> usize {
+        self.sessions.len()
+    }
+    fn polls_in_flight(&self) -> usize {
+        self.sessions.polls_in_flight()
+    }
+}
+
 /// Binds and starts the server on the current tokio runtime, with the
 /// default room `lobby`.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
@@ -225,8 +250,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let sessions = longpoll::PolledSessions::new(shutdown_rx.clone(), config.poll_idle_timeout);
     metrics.register_collector(metrics::ServerCollector {
         counters: counters.clone(),
-        tracker: tracker.clone(),
-        sessions: sessions.clone(),
+        gauges: Box::new(Gauges {
+            tracker: tracker.clone(),
+            sessions: sessions.clone(),
+        }),
     });
     let state = routes::AppState {
         rooms: rooms.clone(),
@@ -236,6 +263,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         limits: limits.clone(),
         counters: counters.clone(),
         metrics,
+        local_addr,
     };
     let accept_config = accept::AcceptConfig {
         limits: limits.clone(),

@@ -413,9 +413,24 @@ impl Drop for ConnMetrics {
 /// record nothing twice).
 #[derive(Debug)]
 pub struct ServerCollector {
-    pub(crate) counters: Arc<crate::limits::Counters>,
-    pub(crate) tracker: crate::accept::Tracker,
-    pub(crate) sessions: crate::longpoll::PolledSessions,
+    /// How often each limit bit.
+    pub counters: Arc<crate::limits::Counters>,
+    /// The gauges of the layers above (connections, polled sessions).
+    pub gauges: Box<dyn ServerGauges>,
+}
+
+/// Gauges that layers above this one keep (the accept layer's connection
+/// tracker, the polled sessions), read at each scrape. They implement it,
+/// so `metrics` imports none of them.
+pub trait ServerGauges: std::fmt::Debug + Send + Sync + 'static {
+    /// Open TCP connections.
+    fn connections(&self) -> usize;
+    /// The server-wide connection cap.
+    fn max_connections(&self) -> usize;
+    /// Long-poll and short-poll sessions held.
+    fn polled_sessions(&self) -> usize;
+    /// Polls being held or answered now.
+    fn polls_in_flight(&self) -> usize;
 }
 
 /// Writes one counter family: `name_total{label="value"} n` per entry.
@@ -453,13 +468,13 @@ impl Collector for ServerCollector {
             &mut e,
             "tcp_connections",
             "Open TCP connections held by the accept layer (any route).",
-            gauge(self.tracker.open()),
+            gauge(self.gauges.connections()),
         )?;
         single(
             &mut e,
             "tcp_connections_max",
             "The server-wide connection cap (option and open-file limit).",
-            gauge(self.tracker.max()),
+            gauge(self.gauges.max_connections()),
         )?;
         single(
             &mut e,
@@ -519,13 +534,13 @@ impl Collector for ServerCollector {
             &mut e,
             "polled_sessions",
             "Long-poll and short-poll sessions the server holds.",
-            gauge(self.sessions.len()),
+            gauge(self.gauges.polled_sessions()),
         )?;
         single(
             &mut e,
             "polls_in_flight",
             "Poll requests being held open right now.",
-            gauge(self.sessions.polls_in_flight()),
+            gauge(self.gauges.polls_in_flight()),
         )
     }
 }

@@ -26,6 +26,7 @@ use crate::outbox::{DEFAULT_CAPACITY, Outbox, Pushed};
 use crate::session::{AdmitError, Players, random_hex128};
 use crate::sim::{SimConfig, SimInput, World};
 use crate::sse::feed::SseFeed;
+use crate::sse::{Spectating, SseChunk};
 
 /// Commands a room's queue holds before senders are told it is busy.
 const COMMAND_QUEUE: usize = 4096;
@@ -50,6 +51,8 @@ pub struct RoomConfig {
 }
 
 /// Counters a room publishes for `/api/rooms` (read without asking the task).
+/// Overflows (resyncs, drops) and overruns are counted once, in the room's
+/// [`RoomMetrics`].
 #[derive(Debug, Default)]
 pub struct RoomStats {
     pub players: AtomicU32,
@@ -57,14 +60,7 @@ pub struct RoomStats {
     pub spectators: AtomicU32,
     /// `curl` watchers (kept by the watch transport).
     pub watchers: AtomicU32,
-    /// Times a subscriber's queue overflowed: its backlog was dropped and
-    /// it was sent a keyframe instead.
-    pub resyncs: AtomicU64,
-    /// Frames dropped by those overflows.
-    pub dropped: AtomicU64,
     pub tick: AtomicU64,
-    /// Ticks that started late because the previous one overran.
-    pub overruns: AtomicU64,
 }
 
 /// A joined subscriber: what its transport needs.
@@ -73,31 +69,6 @@ pub struct Joined {
     pub sub: SubId,
     pub welcome: Welcome,
     pub outbox: Arc<Outbox>,
-}
-
-/// One tick's SSE bytes (`event: tick` plus that tick's chat and score
-/// events), shared by every SSE spectator of the room.
-#[derive(Clone, Debug)]
-pub struct SseChunk {
-    pub tick: u64,
-    pub bytes: Bytes,
-    /// When the room produced the tick (for the send latency metric).
-    pub produced: Instant,
-}
-
-/// An SSE spectator that joined: what it gets before the live ticks
-/// (welcome, replayed ticks or a snapshot; see [`SseFeed::join`]), and the
-/// room's live ring from the tick after those.
-///
-/// The ring is one bounded `broadcast` channel per room: the room formats
-/// and sends each tick once however many spectators watch, and a spectator
-/// that falls a whole ring behind learns it (`Lagged`) and asks for a
-/// keyframe ([`RoomHandle::sse_resync`]). A slow reader costs nothing but
-/// its place in the ring.
-#[derive(Debug)]
-pub struct Spectating {
-    pub live: broadcast::Receiver<SseChunk>,
-    pub preamble: Vec<Bytes>,
 }
 
 /// A command to a room task.
@@ -341,7 +312,6 @@ impl RoomTask {
                     let now = Instant::now();
                     while next <= now {
                         next += period;
-                        self.stats.overruns.fetch_add(1, Ordering::Relaxed);
                         self.metrics.overruns.inc();
                     }
                 }
@@ -586,6 +556,7 @@ impl RoomTask {
         let mut closed = Vec::new();
         for (&id, sub) in self.subs.iter_mut() {
             let keyframe = std::mem::take(&mut sub.needs_keyframe);
+            let dropped_before = sub.outbox.dropped();
             let mut outcomes = [Pushed::Queued; 2];
             {
                 let format = sub.format;
@@ -634,11 +605,11 @@ impl RoomTask {
             }
             if outcomes.contains(&Pushed::Overflowed) {
                 sub.needs_keyframe = true;
-                let dropped = sub.outbox.capacity() as u64 + 1;
-                self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
-                self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
                 self.metrics.resyncs.inc();
-                self.metrics.dropped.inc_by(dropped);
+                // What the outbox dropped, exactly.
+                self.metrics
+                    .dropped
+                    .inc_by(sub.outbox.dropped() - dropped_before);
             }
             if outcomes.contains(&Pushed::Closed) {
                 closed.push(id);

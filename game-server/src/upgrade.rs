@@ -5,11 +5,13 @@
 //! 140 KiB of resident memory (and every client frame a 128 KiB memset).
 //!
 //! [`upgrade`] is the filter (the same checks as `warp::ws()`: a GET with
-//! `Connection: upgrade`, `Upgrade: websocket`, version 13 and a key);
+//! `Connection: upgrade`, `Upgrade: websocket`, version 13 and a key; what
+//! fails them is a [`NotUpgrade`] that says what was missing);
 //! [`Upgrade::on_upgrade`] answers `101` and runs the handler on the
 //! upgraded connection. [`MessageExt`] gives tungstenite's `Message` the
 //! few helpers of warp's that the transport uses.
 
+use std::convert::Infallible;
 use std::future::Future;
 
 use bytes::Bytes;
@@ -20,9 +22,9 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Utf8Bytes, protocol::frame::coding::CloseCode};
+use warp::Filter;
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::Response;
-use warp::{Filter, Rejection};
 
 pub use tokio_tungstenite::tungstenite::{Error, Message};
 
@@ -40,36 +42,93 @@ pub struct Upgrade {
     config: WebSocketConfig,
 }
 
-#[derive(Debug)]
-struct NotUpgrade;
-impl warp::reject::Reject for NotUpgrade {}
+/// Why a request to a WebSocket endpoint is not a WebSocket handshake, in
+/// words for the client (a proxy on the way often drops the hop-by-hop
+/// `Upgrade` and `Connection` headers).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotUpgrade {
+    /// No `Upgrade: websocket` header.
+    #[error(
+        "this is a WebSocket endpoint, but the request has no 'Upgrade: websocket' header \
+         (a proxy on the way may have removed it)"
+    )]
+    NoUpgradeHeader,
+    /// No `Connection: upgrade` header.
+    #[error(
+        "this is a WebSocket endpoint, but the request's Connection header does not say \
+         'upgrade' (a proxy on the way may have replaced it)"
+    )]
+    NoConnectionUpgrade,
+    /// A WebSocket version other than 13.
+    #[error("this server speaks WebSocket version 13 only (Sec-WebSocket-Version: 13)")]
+    Version,
+    /// No `Sec-WebSocket-Key`.
+    #[error("the WebSocket handshake has no Sec-WebSocket-Key header")]
+    NoKey,
+}
 
-/// Accepts a WebSocket upgrade request (else rejects with a missing or
-/// invalid header, as `warp::ws()` does).
-pub fn upgrade() -> impl Filter<Extract = (Upgrade,), Error = Rejection> + Clone {
-    warp::header::<String>("connection")
-        .and_then(|c: String| async move {
-            if c.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            {
-                Ok(())
-            } else {
-                Err(warp::reject::custom(NotUpgrade))
-            }
-        })
-        .untuple_one()
-        .and(warp::header::exact_ignore_case("upgrade", "websocket"))
-        .and(warp::header::exact("sec-websocket-version", "13"))
-        .and(warp::header::<String>("sec-websocket-key"))
+impl NotUpgrade {
+    /// The status that says it: `426 Upgrade Required` when the client
+    /// could have upgraded (it did not ask, or asked for another version),
+    /// `400` for a broken handshake.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            NotUpgrade::NoKey => StatusCode::BAD_REQUEST,
+            _ => StatusCode::UPGRADE_REQUIRED,
+        }
+    }
+}
+
+/// Reads a WebSocket upgrade request: the same checks as `warp::ws()` (a
+/// `Connection: upgrade`, `Upgrade: websocket`, version 13 and a key), but
+/// a request that fails them gets [`NotUpgrade`], which says what was
+/// missing, instead of a rejection.
+pub fn upgrade() -> impl Filter<Extract = (Result<Upgrade, NotUpgrade>,), Error = Infallible> + Clone
+{
+    let h = |name: &'static str| {
+        warp::header::optional::<String>(name)
+            .or(warp::any().map(|| None))
+            .unify()
+    };
+    h("connection")
+        .and(h("upgrade"))
+        .and(h("sec-websocket-version"))
+        .and(h("sec-websocket-key"))
         .and(warp::ext::optional::<OnUpgrade>())
-        .map(|key: String, on_upgrade: Option<OnUpgrade>| Upgrade {
-            key,
-            on_upgrade,
-            config: WebSocketConfig::default()
-                .read_buffer_size(READ_BUFFER)
-                // Every send is flushed at once: nothing to gather.
-                .write_buffer_size(0),
-        })
+        .map(
+            |connection: Option<String>,
+             upgrade: Option<String>,
+             version: Option<String>,
+             key: Option<String>,
+             on_upgrade: Option<OnUpgrade>| {
+                let upgrade_ok = upgrade.is_some_and(|u| {
+                    u.split(',')
+                        .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
+                });
+                if !upgrade_ok {
+                    return Err(NotUpgrade::NoUpgradeHeader);
+                }
+                let connection_ok = connection.is_some_and(|c| {
+                    c.split(',')
+                        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+                });
+                if !connection_ok {
+                    return Err(NotUpgrade::NoConnectionUpgrade);
+                }
+                if version.as_deref().map(str::trim) != Some("13") {
+                    return Err(NotUpgrade::Version);
+                }
+                let key = key.ok_or(NotUpgrade::NoKey)?;
+                Ok(Upgrade {
+                    key,
+                    on_upgrade,
+                    config: WebSocketConfig::default()
+                        .read_buffer_size(READ_BUFFER)
+                        // Every send is flushed at once: nothing to gather.
+                        .write_buffer_size(0),
+                })
+            },
+        )
 }
 
 impl Upgrade {
@@ -93,7 +152,7 @@ impl Upgrade {
         U: Future<Output = ()> + Send + 'static,
     {
         let Some(on_upgrade) = self.on_upgrade else {
-            return crate::routes::error_reply(
+            return crate::http::error_reply(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 "this connection cannot be upgraded to a WebSocket",

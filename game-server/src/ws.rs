@@ -1,26 +1,29 @@
-//! The WebSocket transport: a thin shell that moves a room's frames to the
-//! socket and client messages into the room. All session rules live in the
-//! room and [`crate::session`]; the limits a client can hit here (size,
-//! rate, hello and idle timeouts) are in [`crate::limits`].
+//! The WebSocket transport: a thin shell around [`crate::conn`]. It reads
+//! frames, checks what only a WebSocket has (frame types, close frames,
+//! pings, the idle and hello timeouts), hands client messages to the
+//! session's [`Connection`] and carries out its actions: commands to the
+//! room, replies and the room's frames to the socket, a close with a code
+//! that fits the reason. The rules themselves (hello, rate limits, what a
+//! message does) are the connection's; the room owns players and frames.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::upgrade::{Message, MessageExt, WebSocket, text_frame};
 use futures_util::{SinkExt, StreamExt};
 use protocol::codec::{decode, encode};
-use protocol::{ClientMsg, ErrorMsg, Format, PROTOCOL_VERSION, Pong, ServerMsg};
+use protocol::{ClientMsg, Format, ServerMsg};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, field, info_span};
 
-use crate::clock::now_us;
+use crate::conn::{Action, Connection, Ended, Ending, Now, Refusal};
 use crate::limits::counters::bump;
-use crate::limits::{Counters, Limits, Verdict};
+use crate::limits::{Counters, Limits};
 use crate::metrics::Transport;
-use crate::room::{RoomCmd, RoomHandle};
+use crate::room::RoomHandle;
 use crate::session::AdmitError;
+use crate::upgrade::{Message, MessageExt, WebSocket, text_frame};
 
 /// How long the close frame of a shutdown may take to go out to a client
 /// that does not read, so it cannot hold the shutdown up.
@@ -29,8 +32,11 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// What a WebSocket session needs besides its socket and room.
 #[derive(Clone, Debug)]
 pub struct WsContext {
+    /// Turns true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// Sizes, rates and timeouts.
     pub limits: Arc<Limits>,
+    /// How often each limit bit.
     pub counters: Arc<Counters>,
     /// The client's address, for the session's log span.
     pub peer: Option<SocketAddr>,
@@ -47,6 +53,17 @@ mod close {
     pub const TOO_BIG: u16 = 1009;
 }
 
+/// The close code that says `r` on a WebSocket.
+fn close_code(r: &Refusal) -> u16 {
+    match r {
+        Refusal::NotHello | Refusal::Version { .. } => close::PROTOCOL,
+        Refusal::BadHello(_) => close::INVALID,
+        Refusal::ShuttingDown => close::GOING_AWAY,
+        Refusal::Admit(AdmitError::RoomFull(_) | AdmitError::UnknownSession)
+        | Refusal::Flood { .. } => close::POLICY,
+    }
+}
+
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 
 fn frame(format: Format, bytes: bytes::Bytes) -> Message {
@@ -61,27 +78,23 @@ async fn send_msg(tx: &mut Sink, format: Format, msg: &ServerMsg) -> bool {
     tx.send(frame(format, encode(format, msg))).await.is_ok()
 }
 
-async fn refuse(tx: &mut Sink, format: Format, code: &str, message: String, close_code: u16) {
+/// Tells the client why in an `error` message, then closes with the code
+/// that fits.
+async fn refuse(tx: &mut Sink, format: Format, r: &Refusal) {
     // Messages may quote what the client sent (a decode error names it).
-    let message = protocol::text::sanitize_line(&message, 300);
-    let err = ServerMsg::Error(ErrorMsg {
-        code: code.into(),
-        message: message.clone(),
-    });
-    let _ = send_msg(tx, format, &err).await;
-    let _ = tx
-        .send(Message::close_with(close_code, truncate_reason(message)))
-        .await;
+    let message = protocol::text::sanitize_line(&r.to_string(), 300);
+    let _ = send_msg(tx, format, &crate::conn::error(r.code(), message.clone())).await;
+    close_with(tx, close_code(r), message).await;
 }
 
 /// Close reasons must fit a control frame (123 bytes), and are sanitised:
 /// they may quote what the client sent.
-fn truncate_reason(s: String) -> String {
-    let mut s = protocol::text::sanitize_line(&s, 120);
+async fn close_with(tx: &mut Sink, code: u16, reason: impl Into<String>) {
+    let mut s = protocol::text::sanitize_line(&reason.into(), 120);
     while s.len() > 120 {
         s.pop();
     }
-    s
+    let _ = tx.send(Message::close_with(code, s)).await;
 }
 
 /// Serves one upgraded WebSocket for `room` until it closes.
@@ -100,55 +113,45 @@ pub async fn serve(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
 }
 
 /// Closes after a receive error, with the code that fits it, and counts it.
-async fn close_after_error(
-    tx: &mut Sink,
-    e: &crate::upgrade::Error,
-    counters: &Counters,
-    limit: usize,
-) {
+async fn close_after_error(tx: &mut Sink, e: &crate::upgrade::Error, ctx: &WsContext) {
     let Some(code) = error_close_code(e) else {
         // The connection itself failed (reset, gone): nobody to tell.
         debug!(error = %e, "connection lost");
         return;
     };
     let reason = if code == close::TOO_BIG {
-        bump(&counters.ws_oversize);
-        format!("message over the limit of {limit} bytes")
+        bump(&ctx.counters.ws_oversize);
+        format!(
+            "message over the limit of {} bytes",
+            ctx.limits.ws_max_message
+        )
     } else {
-        bump(&counters.ws_bad_frames);
+        bump(&ctx.counters.ws_bad_frames);
         e.to_string()
     };
     debug!(code, %reason, "closing after a bad frame");
-    let _ = tx
-        .send(Message::close_with(code, truncate_reason(reason)))
-        .await;
+    close_with(tx, code, reason).await;
 }
 
-async fn serve_inner(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
-    let WsContext {
-        mut shutdown,
-        limits,
-        counters,
-        ..
-    } = ctx;
-    let (mut tx, mut rx) = socket.split();
-
-    // 1. hello, in the format of its frame.
-    let first = match tokio::time::timeout(limits.ws_hello_timeout, rx.next()).await {
+/// Reads the hello (in the format of its frame) and joins the room.
+async fn open(
+    tx: &mut Sink,
+    rx: &mut futures_util::stream::SplitStream<WebSocket>,
+    room: &RoomHandle,
+    ctx: &WsContext,
+) -> Option<(Format, crate::room::Joined)> {
+    let first = match tokio::time::timeout(ctx.limits.ws_hello_timeout, rx.next()).await {
         Err(_) => {
-            bump(&counters.ws_hello_timeouts);
+            bump(&ctx.counters.ws_hello_timeouts);
             debug!("no hello in time: closing");
-            let reason = format!(
-                "no hello within {} s",
-                limits.ws_hello_timeout.as_secs_f64()
-            );
-            let _ = tx.send(Message::close_with(close::POLICY, reason)).await;
-            return;
+            let secs = ctx.limits.ws_hello_timeout.as_secs_f64();
+            close_with(tx, close::POLICY, format!("no hello within {secs} s")).await;
+            return None;
         }
-        Ok(None) => return,
+        Ok(None) => return None,
         Ok(Some(Err(e))) => {
-            close_after_error(&mut tx, &e, &counters, limits.ws_max_message).await;
-            return;
+            close_after_error(tx, &e, ctx).await;
+            return None;
         }
         Ok(Some(Ok(m))) => m,
     };
@@ -157,226 +160,210 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
     } else if first.is_text() {
         Format::Json
     } else {
-        bump(&counters.ws_bad_frames);
-        let _ = tx
-            .send(Message::close_with(
-                close::PROTOCOL,
-                "the first frame must be a hello",
-            ))
-            .await;
-        return;
+        bump(&ctx.counters.ws_bad_frames);
+        close_with(tx, close::PROTOCOL, "the first frame must be a hello").await;
+        return None;
     };
-    let hello = match decode::<ClientMsg>(format, first.as_bytes()) {
-        Ok(ClientMsg::Hello(h)) => h,
-        Ok(_) => {
-            bump(&counters.ws_bad_frames);
-            let msg = "the first message must be hello".to_string();
-            refuse(&mut tx, format, "bad_message", msg, close::PROTOCOL).await;
-            return;
-        }
-        Err(e) => {
-            bump(&counters.ws_bad_frames);
-            refuse(
-                &mut tx,
-                format,
-                "bad_message",
-                format!("bad hello: {e}"),
-                close::INVALID,
-            )
-            .await;
-            return;
+    let joined = match crate::conn::on_hello(format, first.as_bytes()) {
+        Ok(hello) => Refusal::of_join(room.join(hello, format).await),
+        Err(r) => {
+            if !matches!(r, Refusal::Version { .. }) {
+                bump(&ctx.counters.ws_bad_frames);
+            }
+            Err(r)
         }
     };
-    if hello.version != PROTOCOL_VERSION {
-        let msg = format!(
-            "protocol version {} is not supported; this server speaks version {PROTOCOL_VERSION}",
-            hello.version
-        );
-        refuse(&mut tx, format, "version_mismatch", msg, close::PROTOCOL).await;
-        return;
+    match joined {
+        Ok(j) => Some((format, j)),
+        Err(r) => {
+            refuse(tx, format, &r).await;
+            None
+        }
     }
-    let joined = match room.join(hello, format).await {
-        Err(_) => {
-            let msg = "server shutting down".to_string();
-            refuse(&mut tx, format, "shutting_down", msg, close::GOING_AWAY).await;
-            return;
-        }
-        Ok(Err(e)) => {
-            let code = match e {
-                AdmitError::RoomFull(_) => "room_full",
-                AdmitError::UnknownSession => "unknown_session",
-            };
-            refuse(&mut tx, format, code, e.to_string(), close::POLICY).await;
-            return;
-        }
-        Ok(Ok(j)) => j,
+}
+
+async fn serve_inner(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
+    let (mut tx, mut rx) = socket.split();
+    // 1. hello, then the welcome.
+    let Some((format, joined)) = open(&mut tx, &mut rx, &room, &ctx).await else {
+        return;
     };
-    let sub = joined.sub;
     let span = tracing::Span::current();
     if let Some(id) = joined.welcome.player_id {
         span.record("player", id);
         span.record("session", joined.welcome.session.as_str());
     }
     let spectator = joined.welcome.player_id.is_none();
+    let mut conn = Connection::new(
+        joined.sub,
+        spectator,
+        ctx.limits.clone(),
+        ctx.counters.clone(),
+        std::time::Instant::now(),
+    );
     // The name is the room's sanitised one, never the hello's.
-    debug!(sub, name = %joined.welcome.name, resumed = joined.welcome.resumed, "session open");
-    if !send_msg(
-        &mut tx,
-        format,
-        &ServerMsg::Welcome(Box::new(joined.welcome)),
-    )
-    .await
-    {
-        room.send(RoomCmd::Detach { sub }).await;
-        return;
+    debug!(sub = joined.sub, name = %joined.welcome.name, resumed = joined.welcome.resumed, "session open");
+    let welcome = ServerMsg::Welcome(Box::new(joined.welcome));
+    if send_msg(&mut tx, format, &welcome).await {
+        // 2. the session: frames out, messages in, pings, idle timeout, shutdown.
+        run(
+            &mut tx,
+            &mut rx,
+            &room,
+            &ctx,
+            format,
+            &mut conn,
+            &joined.outbox,
+        )
+        .await;
     }
+    if let Some(cmd) = conn.detach() {
+        room.send(cmd).await;
+    }
+    debug!(sub = conn.sub(), "session closed");
+}
 
-    // 2. the session: frames out, messages in, pings, idle timeout, shutdown.
-    let outbox = joined.outbox;
-    let conn = room.metrics.conn(Transport::Ws, &room.config.id);
+/// What the session loop does after a frame came in.
+enum Next {
+    Continue,
+    Stop,
+}
+
+async fn run(
+    tx: &mut Sink,
+    rx: &mut futures_util::stream::SplitStream<WebSocket>,
+    room: &RoomHandle,
+    ctx: &WsContext,
+    format: Format,
+    conn: &mut Connection,
+    outbox: &crate::outbox::Outbox,
+) {
+    let metrics = room.metrics.conn(Transport::Ws, &room.config.id);
+    let mut shutdown = ctx.shutdown.clone();
     let mut last_heard = Instant::now();
-    let every = limits.ws_ping_interval;
+    let every = ctx.limits.ws_ping_interval;
     let mut ping = tokio::time::interval_at(Instant::now() + every, every);
-    let mut throttle = limits.input_throttle(last_heard);
-    let mut chat_throttle = limits.chat_throttle(last_heard);
-    let mut left = false;
     loop {
         tokio::select! {
             // Shutdown first: the room closing our outbox during a shutdown
             // must still read as "server shutting down".
             biased;
             _ = crate::clock::until_shutdown(&mut shutdown) => {
-                let bye = tx.send(Message::close_with(close::GOING_AWAY, "server shutting down"));
+                let bye = close_with(tx, close::GOING_AWAY, Refusal::ShuttingDown.to_string());
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, bye).await;
-                break;
+                return;
             }
             out = outbox.pop_queued() => match out {
                 Some((q, behind)) => {
                     let len = q.bytes.len();
-                    conn.sent.depth.observe_int(behind as u64 + 1);
+                    metrics.sent.depth.observe_int(behind as u64 + 1);
                     if tx.send(frame(format, q.bytes)).await.is_err() {
-                        break;
+                        return;
                     }
-                    conn.sent.sent(1, len, q.produced);
+                    metrics.sent.sent(1, len, q.produced);
                 }
                 // The room closed our outbox: replaced by a resume elsewhere, or shutting down.
                 None => {
-                    let _ = tx.send(Message::close_with(close::GOING_AWAY, "session taken over or room closed")).await;
-                    break;
+                    close_with(tx, close::GOING_AWAY, "session taken over or room closed").await;
+                    return;
                 }
             },
             _ = ping.tick() => {
-                if last_heard.elapsed() >= limits.ws_idle_timeout {
-                    bump(&counters.ws_idle_timeouts);
+                if last_heard.elapsed() >= ctx.limits.ws_idle_timeout {
+                    bump(&ctx.counters.ws_idle_timeouts);
                     debug!("idle: closing");
-                    let reason = format!("idle for {} s", limits.ws_idle_timeout.as_secs_f64());
-                    let _ = tx.send(Message::close_with(close::POLICY, reason)).await;
-                    break;
+                    let reason = format!("idle for {} s", ctx.limits.ws_idle_timeout.as_secs_f64());
+                    close_with(tx, close::POLICY, reason).await;
+                    return;
                 }
                 if tx.send(Message::ping(bytes::Bytes::new())).await.is_err() {
-                    break;
+                    return;
                 }
             }
             incoming = rx.next() => {
                 let m = match incoming {
-                    None => break,
+                    None => return,
                     Some(Err(e)) => {
-                        close_after_error(&mut tx, &e, &counters, limits.ws_max_message).await;
-                        break;
+                        close_after_error(tx, &e, ctx).await;
+                        return;
                     }
                     Some(Ok(m)) => m,
                 };
                 last_heard = Instant::now();
-                if m.is_close() {
-                    break;
-                }
-                // Every frame counts, pings too: a flood of anything costs the same.
-                match counters.input_verdict(throttle.check(last_heard.into_std())) {
-                    Verdict::Pass => {}
-                    Verdict::Drop => continue,
-                    Verdict::Flood => {
-                        let msg = format!(
-                            "input flood: more than {} messages a second (burst {}); closing",
-                            limits.input_rate, limits.input_burst
-                        );
-                        debug!(dropped = throttle.dropped(), "closing a flooding session");
-                        refuse(&mut tx, format, "rate_limited", msg, close::POLICY).await;
-                        break;
-                    }
-                }
-                if m.is_ping() || m.is_pong() {
-                    continue;
-                }
-                let right_type = match format {
-                    Format::Json => m.is_text(),
-                    Format::Bincode => m.is_binary(),
-                };
-                if !right_type {
-                    bump(&counters.ws_bad_frames);
-                    let reason = "frame type differs from the hello's (text = JSON, binary = bincode)";
-                    let _ = tx.send(Message::close_with(close::UNSUPPORTED, reason)).await;
-                    break;
-                }
-                let msg = match decode::<ClientMsg>(format, m.as_bytes()) {
-                    Ok(msg) => msg,
-                    Err(e) => {
-                        bump(&counters.ws_bad_frames);
-                        let _ = tx.send(Message::close_with(close::INVALID, truncate_reason(e.to_string()))).await;
-                        break;
-                    }
-                };
-                match msg {
-                    // A spectator has no snake to steer.
-                    ClientMsg::Input(_) if spectator => {}
-                    ClientMsg::Input(input) => {
-                        room.try_send(RoomCmd::Input { sub, input });
-                    }
-                    ClientMsg::Ping(p) => {
-                        let pong = ServerMsg::Pong(Pong { t: p.t, server_time_us: now_us() });
-                        if !send_msg(&mut tx, format, &pong).await {
-                            break;
-                        }
-                    }
-                    ClientMsg::Chat(c) => {
-                        if chat_throttle.check(last_heard.into_std()) == Verdict::Pass {
-                            room.try_send(RoomCmd::Chat { sub, text: c.text });
-                        } else {
-                            bump(&counters.chat_dropped);
-                            let err = ServerMsg::Error(ErrorMsg {
-                                code: "rate_limited".into(),
-                                message: limits.chat_limit_message(),
-                            });
-                            if !send_msg(&mut tx, format, &err).await {
-                                break;
-                            }
-                        }
-                    }
-                    ClientMsg::Resync {} => {
-                        room.try_send(RoomCmd::Resync { sub });
-                    }
-                    ClientMsg::Leave {} => {
-                        // Queue the leave before the close frame: a client that
-                        // rejoins after seeing the close finds its name free.
-                        left = true;
-                        room.send(RoomCmd::Leave { sub }).await;
-                        let _ = tx.send(Message::close_with(close::NORMAL, "left")).await;
-                        break;
-                    }
-                    ClientMsg::Hello(_) => {
-                        let err = ServerMsg::Error(ErrorMsg {
-                            code: "bad_message".into(),
-                            message: "already welcomed: hello is only the first message".into(),
-                        });
-                        let _ = send_msg(&mut tx, format, &err).await;
-                    }
+                if let Next::Stop = on_frame(tx, room, ctx, format, conn, m).await {
+                    return;
                 }
             }
         }
     }
-    if !left {
-        room.send(RoomCmd::Detach { sub }).await;
+}
+
+/// One frame from the client: the rate limit (every frame counts, pings
+/// too: a flood of anything costs the same), then the message.
+async fn on_frame(
+    tx: &mut Sink,
+    room: &RoomHandle,
+    ctx: &WsContext,
+    format: Format,
+    conn: &mut Connection,
+    m: Message,
+) -> Next {
+    if m.is_close() {
+        return Next::Stop;
     }
-    debug!(sub, left, "session closed");
+    let now = Now::real();
+    match conn.admit(now.at) {
+        Ok(true) => {}
+        Ok(false) => return Next::Continue,
+        Err(ended) => return end(tx, room, format, ended).await,
+    }
+    if m.is_ping() || m.is_pong() {
+        return Next::Continue;
+    }
+    let right_type = match format {
+        Format::Json => m.is_text(),
+        Format::Bincode => m.is_binary(),
+    };
+    if !right_type {
+        bump(&ctx.counters.ws_bad_frames);
+        let reason = "frame type differs from the hello's (text = JSON, binary = bincode)";
+        close_with(tx, close::UNSUPPORTED, reason).await;
+        return Next::Stop;
+    }
+    let msg = match decode::<ClientMsg>(format, m.as_bytes()) {
+        Ok(msg) => msg,
+        Err(e) => {
+            bump(&ctx.counters.ws_bad_frames);
+            close_with(tx, close::INVALID, e.to_string()).await;
+            return Next::Stop;
+        }
+    };
+    match conn.on_message(now, msg) {
+        None => Next::Continue,
+        Some(Action::Room(cmd)) => {
+            room.try_send(cmd);
+            Next::Continue
+        }
+        Some(Action::Reply(reply)) => {
+            if send_msg(tx, format, &reply).await {
+                Next::Continue
+            } else {
+                Next::Stop
+            }
+        }
+        Some(Action::End(ended)) => end(tx, room, format, ended).await,
+    }
+}
+
+/// Ends the session: the room hears first (a client that rejoins after
+/// seeing the close finds its name free), then the client.
+async fn end(tx: &mut Sink, room: &RoomHandle, format: Format, ended: Ended) -> Next {
+    room.send(ended.cmd).await;
+    match ended.why {
+        Ending::Left => close_with(tx, close::NORMAL, "left").await,
+        Ending::Refused(r) => refuse(tx, format, &r).await,
+    }
+    Next::Stop
 }
 
 /// The close code for a receive error: oversize is 1009, text that is not

@@ -11,7 +11,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 
 use common::{RawWs, WAIT, server, small_window};
 use futures_util::{SinkExt, StreamExt};
@@ -80,7 +79,7 @@ async fn a_hostile_client_costs_the_honest_players_nothing() {
     // Small kernel buffers, so the non-readers stall within seconds.
     let s = server(|c| c.send_buffer = Some(4096)).await;
     let addr = s.local_addr;
-    let stats = s.rooms.get("lobby").unwrap().stats;
+    let room_metrics = s.rooms.get("lobby").unwrap().room_metrics;
     let mut alice = honest(addr, "alice").await;
     let mut bob = honest(addr, "bob").await;
     let (mut fa, mut fb) = (Follower::new(), Follower::new());
@@ -151,7 +150,7 @@ async fn a_hostile_client_costs_the_honest_players_nothing() {
     // queue at least once (the room dropped its backlog instead of keeping
     // it) and the other hostile tasks are done.
     tokio::time::timeout(std::time::Duration::from_secs(120), async {
-        while stats.resyncs.load(Ordering::Relaxed) < NON_READERS as u64
+        while room_metrics.resyncs.get() < NON_READERS as u64
             || !flood.is_finished()
             || !junk.is_finished()
         {

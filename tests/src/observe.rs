@@ -223,14 +223,8 @@ fn serve_child(config: ChildConfig) {
                 tick_us_p99: percentile(&ticks, 0.99),
                 tick_us_max: ticks.last().copied().unwrap_or(0),
                 tick_us_all: ticks.clone(),
-                overruns: rooms
-                    .iter()
-                    .map(|r| r.stats.overruns.load(std::sync::atomic::Ordering::Relaxed))
-                    .sum(),
-                resyncs: rooms
-                    .iter()
-                    .map(|r| r.stats.resyncs.load(std::sync::atomic::Ordering::Relaxed))
-                    .sum(),
+                overruns: rooms.iter().map(|r| r.room_metrics.overruns.get()).sum(),
+                resyncs: rooms.iter().map(|r| r.room_metrics.resyncs.get()).sum(),
                 counters: serde_json::to_value(server.counters.snapshot()).unwrap_or_default(),
             };
             println!(

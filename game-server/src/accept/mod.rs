@@ -59,12 +59,12 @@ pub enum Refusal {
 impl Refusal {
     fn response(self, max: usize) -> Response {
         let mut r = match self {
-            Refusal::ServerFull => crate::routes::error_reply(
+            Refusal::ServerFull => crate::http::error_reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_full",
                 format!("the server is at its limit of {max} connections; try again soon"),
             ),
-            Refusal::PerIp => crate::routes::error_reply(
+            Refusal::PerIp => crate::http::error_reply(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_connections",
                 format!("at most {max} connections from one address; close some first"),

@@ -7,10 +7,13 @@ use tracing::Instrument;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use crate::routes::AppState;
+use super::PollContext;
+use crate::http::body;
 
-fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
-    warp::any().map(move || state.clone())
+fn with_context(
+    cx: PollContext,
+) -> impl Filter<Extract = (PollContext,), Error = Infallible> + Clone {
+    warp::any().map(move || cx.clone())
 }
 
 fn header(
@@ -32,40 +35,53 @@ fn session_span(call: &'static str, room: &str, session: &str) -> tracing::Span 
 }
 
 /// `POST /rooms/{room}/sessions`, `GET .../poll`, `POST .../send`, `DELETE`.
-pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let create = warp::path!("rooms" / String / "sessions")
-        .and(warp::post())
-        .and(header("content-type"))
-        .and(header("accept"))
-        .and(crate::routes::body(&state))
-        .and(with_state(state.clone()))
-        .then(super::create);
+pub fn routes(cx: PollContext) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let body = || body(cx.limits.clone(), cx.counters.clone());
+    let create =
+        warp::path!("rooms" / String / "sessions")
+            .and(warp::post())
+            .and(header("content-type"))
+            .and(header("accept"))
+            .and(body())
+            .and(with_context(cx.clone()))
+            .then(
+                |room: String,
+                 ct: Option<String>,
+                 accept: Option<String>,
+                 body,
+                 cx: PollContext| async move {
+                    match cx.rooms.get(&room) {
+                        Some(room) => super::handlers::create(room, ct, accept, body, cx).await,
+                        None => crate::http::unknown_room(&room),
+                    }
+                },
+            );
     let poll = warp::path!("rooms" / String / "sessions" / String / "poll")
         .and(warp::get())
         .and(warp::query::<HashMap<String, String>>())
         .and(header("authorization"))
-        .and(with_state(state.clone()))
-        .then(|room: String, session: String, q, auth, s| {
+        .and(with_context(cx.clone()))
+        .then(|room: String, session: String, q, auth, cx| {
             let span = session_span("poll", &room, &session);
-            super::poll(room, session, q, auth, s).instrument(span)
+            super::handlers::poll(room, session, q, auth, cx).instrument(span)
         });
     let send = warp::path!("rooms" / String / "sessions" / String / "send")
         .and(warp::post())
         .and(header("authorization"))
         .and(header("content-type"))
-        .and(crate::routes::body(&state))
-        .and(with_state(state.clone()))
-        .then(|room: String, session: String, auth, ct, body, s| {
+        .and(body())
+        .and(with_context(cx.clone()))
+        .then(|room: String, session: String, auth, ct, body, cx| {
             let span = session_span("send", &room, &session);
-            super::send(room, session, auth, ct, body, s).instrument(span)
+            super::handlers::send(room, session, auth, ct, body, cx).instrument(span)
         });
     let delete = warp::path!("rooms" / String / "sessions" / String)
         .and(warp::delete())
         .and(header("authorization"))
-        .and(with_state(state))
-        .then(|room: String, session: String, auth, s| {
+        .and(with_context(cx))
+        .then(|room: String, session: String, auth, cx| {
             let span = session_span("leave", &room, &session);
-            super::delete(room, session, auth, s).instrument(span)
+            super::handlers::delete(room, session, auth, cx).instrument(span)
         });
     create.or(poll).unify().or(send).unify().or(delete).unify()
 }

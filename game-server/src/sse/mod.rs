@@ -1,11 +1,15 @@
 //! The SSE spectator transport, `GET /rooms/{room}/events`: a thin shell
 //! that writes the bytes the room formatted (see [`feed`]) to the socket,
 //! with the `retry:` line first and `: keepalive` comments on a timer.
+//!
+//! The types the room and this shell share ([`SseChunk`], [`Spectating`])
+//! live here, and the shell reaches its room only through [`SseRoom`],
+//! which the room implements: `sse` sits below `room`.
 
 pub mod feed;
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,15 +21,58 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::metrics::{ConnMetrics, Transport};
-use crate::room::{RoomHandle, SseChunk};
-use crate::routes::error_reply;
+use crate::http::error_reply;
+use crate::metrics::{ConnMetrics, RoomMetrics};
 
 const KEEPALIVE: Bytes = Bytes::from_static(b": keepalive\n\n");
 
-struct Pump {
-    room: RoomHandle,
-    /// The room's live ring (see [`crate::room::Spectating`]).
+/// One tick's SSE bytes (`event: tick` plus that tick's chat and score
+/// events), shared by every SSE spectator of the room.
+#[derive(Clone, Debug)]
+pub struct SseChunk {
+    /// The tick, which is every event's `id`.
+    pub tick: u64,
+    /// The formatted events.
+    pub bytes: Bytes,
+    /// When the room produced the tick (for the send latency metric).
+    pub produced: Instant,
+}
+
+/// An SSE spectator that joined: what it gets before the live ticks
+/// (welcome, replayed ticks or a snapshot; see [`feed::SseFeed::join`]),
+/// and the room's live ring from the tick after those.
+///
+/// The ring is one bounded `broadcast` channel per room: the room formats
+/// and sends each tick once however many spectators watch, and a spectator
+/// that falls a whole ring behind learns it (`Lagged`) and asks for a
+/// keyframe ([`SseRoom::resync`]). A slow reader costs nothing but its
+/// place in the ring.
+#[derive(Debug)]
+pub struct Spectating {
+    /// The room's ring of live ticks.
+    pub live: broadcast::Receiver<SseChunk>,
+    /// What to send before them.
+    pub preamble: Vec<Bytes>,
+}
+
+/// What an SSE spectator needs of its room. `None`: the room has closed.
+pub trait SseRoom: Send + Sync + 'static {
+    /// Joins as an SSE spectator, resuming after `last_event_id` if given.
+    fn spectate(
+        &self,
+        last_event_id: Option<u64>,
+    ) -> impl Future<Output = Option<Spectating>> + Send;
+    /// A snapshot of the room now and its ring from the next tick, for a
+    /// spectator that lagged a whole ring behind.
+    fn resync(&self)
+    -> impl Future<Output = Option<(Bytes, broadcast::Receiver<SseChunk>)>> + Send;
+}
+
+struct Pump<R> {
+    room: R,
+    /// The room's overflow counters (a lag is one).
+    room_metrics: RoomMetrics,
+    /// The room's live ring (see [`Spectating`]).
     live: broadcast::Receiver<SseChunk>,
     pending: VecDeque<Bytes>,
     keepalive: Interval,
@@ -52,7 +99,7 @@ fn closing_event(last_events: Option<&Bytes>) -> Bytes {
     format_event("error", id, &encode(Format::Json, &err))
 }
 
-impl Pump {
+impl<R: SseRoom> Pump<R> {
     /// The next chunk: a live tick, a keyframe after a lag, a keepalive, or
     /// `None` once the room has closed (it drops its ring at shutdown,
     /// after the ticks already sent, so those still go out first).
@@ -70,12 +117,9 @@ impl Pump {
                 }
                 Err(RecvError::Lagged(missed)) => {
                     // A whole ring behind: skip to a snapshot of now.
-                    let stats = &self.room.stats;
-                    stats.resyncs.fetch_add(1, Ordering::Relaxed);
-                    stats.dropped.fetch_add(missed, Ordering::Relaxed);
-                    self.room.room_metrics.resyncs.inc();
-                    self.room.room_metrics.dropped.inc_by(missed);
-                    let (snapshot, live) = self.room.sse_resync().await.ok()?;
+                    self.room_metrics.resyncs.inc();
+                    self.room_metrics.dropped.inc_by(missed);
+                    let (snapshot, live) = self.room.resync().await?;
                     self.live = live;
                     self.conn.sent.frames.inc();
                     self.conn.sent.bytes.inc_by(snapshot.len() as u64);
@@ -89,28 +133,39 @@ impl Pump {
     }
 }
 
+/// What an SSE stream is counted in: the connection, and the room's
+/// overflows.
+pub struct SseMetrics {
+    /// This spectator's connection and sends.
+    pub conn: ConnMetrics,
+    /// Its room's resyncs and drops.
+    pub room: RoomMetrics,
+}
+
 /// Serves one SSE spectator of `room`. `last_event_id` is the raw header.
 pub async fn serve(
-    room: RoomHandle,
+    room: impl SseRoom,
+    metrics: SseMetrics,
     last_event_id: Option<String>,
     keepalive: Duration,
 ) -> Response {
     let last = last_event_id.and_then(|s| s.trim().parse::<u64>().ok());
-    let Ok(joined) = room.spectate_sse(last).await else {
+    let Some(joined) = room.spectate(last).await else {
         return error_reply(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
             "the server is shutting down",
         );
     };
-    tracing::debug!(room = %room.config.id, ?last, "sse spectator");
+    tracing::debug!(?last, "sse spectator");
     let mut pending = VecDeque::with_capacity(joined.preamble.len() + 1);
     pending.push_back(Bytes::from(format!("retry: {RETRY_MS}\n\n")));
     pending.extend(joined.preamble);
     let mut ticker = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let pump = Pump {
-        conn: room.metrics.conn(Transport::Sse, &room.config.id),
+        conn: metrics.conn,
+        room_metrics: metrics.room,
         room,
         live: joined.live,
         pending,

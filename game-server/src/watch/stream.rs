@@ -1,20 +1,38 @@
 //! The watch transport, `GET /rooms/{room}/watch`: samples the room's
 //! latest world at most [`MAX_FPS`] times a second and writes it rendered
-//! (see [`super::render`]) for `curl -N`.
+//! (see [`super::render`]) for `curl -N`. It sees its room only through
+//! [`WatchedRoom`], which the room implements, so `watch` sits below `room`.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use protocol::WorldState;
+use protocol::{Map, WorldState};
 use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use warp::reply::Response;
 
 use super::render::{MAX_COLS, MAX_ROWS, MIN_COLS, MIN_ROWS, RoomLabel, WatchOptions, render};
-use crate::room::{RoomHandle, RoomStats};
+use crate::metrics::ConnMetrics;
+
+/// What a watcher needs of its room.
+pub trait WatchedRoom: Clone + Send + Sync + 'static {
+    /// The room's id, shown in the frame.
+    fn id(&self) -> &str;
+    /// The room's map.
+    fn map(&self) -> &Map;
+    /// Spectators of every kind, watchers included, shown in the frame.
+    fn spectators(&self) -> u32;
+    /// The world after the room's latest tick; `changed()` fails once the
+    /// room has closed.
+    fn world(&self) -> watch::Receiver<Arc<WorldState>>;
+    /// The room's rendered frames, shared by its watchers.
+    fn frames(&self) -> &FrameCache;
+    /// The room's count of watchers, kept by the watchers themselves.
+    fn watchers(&self) -> &AtomicU32;
+}
 
 /// Most frames a watcher gets per second.
 pub const MAX_FPS: u32 = 10;
@@ -73,18 +91,18 @@ struct CachedFrame {
 
 impl FrameCache {
     /// The frame for `opts` of `world`, rendering it only if no watcher did yet.
-    fn frame(&self, room: &RoomHandle, world: &WorldState, opts: WatchOptions) -> Bytes {
-        let spectators = room.info().spectators;
+    fn frame(&self, room: &impl WatchedRoom, world: &WorldState, opts: WatchOptions) -> Bytes {
+        let spectators = room.spectators();
         let fresh = |c: &CachedFrame| c.tick == world.tick && c.spectators == spectators;
         if let Some(c) = self.lock().get(&opts).filter(|c| fresh(c)) {
             return c.bytes.clone();
         }
         // Rendered outside the lock: watchers of other views never wait.
         let label = RoomLabel {
-            room: &room.config.id,
+            room: room.id(),
             spectators,
         };
-        let bytes = Bytes::from(render(&room.config.map, world, label, opts));
+        let bytes = Bytes::from(render(room.map(), world, label, opts));
         let mut frames = self.lock();
         if frames.len() >= CACHED_OPTIONS && !frames.contains_key(&opts) {
             frames.clear();
@@ -107,18 +125,18 @@ impl FrameCache {
 }
 
 /// Counts a watcher in its room's spectators while it lives.
-struct Watcher(Arc<RoomStats>);
+struct Watcher<R: WatchedRoom>(R);
 
-impl Watcher {
-    fn new(stats: Arc<RoomStats>) -> Watcher {
-        stats.watchers.fetch_add(1, Ordering::Relaxed);
-        Watcher(stats)
+impl<R: WatchedRoom> Watcher<R> {
+    fn new(room: R) -> Watcher<R> {
+        room.watchers().fetch_add(1, Ordering::Relaxed);
+        Watcher(room)
     }
 }
 
-impl Drop for Watcher {
+impl<R: WatchedRoom> Drop for Watcher<R> {
     fn drop(&mut self) {
-        self.0.watchers.fetch_sub(1, Ordering::Relaxed);
+        self.0.watchers().fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -128,21 +146,21 @@ enum Phase {
     Ended,
 }
 
-struct Pump {
-    conn: crate::metrics::ConnMetrics,
-    room: RoomHandle,
+struct Pump<R: WatchedRoom> {
+    conn: ConnMetrics,
     world: watch::Receiver<Arc<WorldState>>,
     opts: WatchOptions,
     pace: Interval,
     shutdown: watch::Receiver<bool>,
     phase: Phase,
-    _watcher: Watcher,
+    watcher: Watcher<R>,
 }
 
-impl Pump {
+impl<R: WatchedRoom> Pump<R> {
     fn frame(&mut self) -> Bytes {
         let world = self.world.borrow_and_update().clone();
-        self.room.frames.frame(&self.room, &world, self.opts)
+        let room = &self.watcher.0;
+        room.frames().frame(room, &world, self.opts)
     }
 
     fn goodbye(&self) -> Bytes {
@@ -155,18 +173,20 @@ impl Pump {
     }
 }
 
-/// Serves one watcher of `room` with `opts`.
-pub fn serve(room: RoomHandle, opts: WatchOptions, shutdown: watch::Receiver<bool>) -> Response {
+/// Serves one watcher of `room` with `opts`, counted in `conn`.
+pub fn serve(
+    room: impl WatchedRoom,
+    conn: ConnMetrics,
+    opts: WatchOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Response {
     let period = Duration::from_secs(1) / MAX_FPS;
     let mut pace = tokio::time::interval_at(Instant::now() + period, period);
     pace.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let pump = Pump {
-        conn: room
-            .metrics
-            .conn(crate::metrics::Transport::Watch, &room.config.id),
+        conn,
         world: room.world(),
-        _watcher: Watcher::new(room.stats.clone()),
-        room,
+        watcher: Watcher::new(room),
         opts,
         pace,
         shutdown,
@@ -218,6 +238,7 @@ pub fn serve(room: RoomHandle, opts: WatchOptions, shutdown: watch::Receiver<boo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::room::RoomHandle;
 
     fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
@@ -250,10 +271,10 @@ mod tests {
             color: false,
             ..WatchOptions::default()
         };
-        let a = room.frames.frame(&room, &world, plain);
-        let b = room.frames.frame(&room, &world, plain);
+        let a = room.frames().frame(&room, &world, plain);
+        let b = room.frames().frame(&room, &world, plain);
         assert_eq!(a.as_ptr(), b.as_ptr(), "the same bytes, rendered once");
-        let c = room.frames.frame(&room, &world, WatchOptions::default());
+        let c = room.frames().frame(&room, &world, WatchOptions::default());
         assert_ne!(a, c);
     }
 

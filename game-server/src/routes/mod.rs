@@ -1,17 +1,26 @@
-//! Every HTTP route of the server, in one place. Handlers live with their
-//! transport (`ws`) or below; shared state enters through `with_state`.
+//! Every HTTP route of the server, in one place (the session endpoints'
+//! filters are mounted from `longpoll`). Handlers live with their
+//! transport; shared state enters through `with_state`, and each transport
+//! gets only the narrow context it needs (`WsContext`, `PollContext`, a
+//! room behind the `sse`/`watch` traits). This is the top of the module
+//! graph: it imports the transports, none of them imports it.
+
+mod usage;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use protocol::api::{ApiError, CreateRoom, ServerTime};
+use protocol::api::{CreateRoom, ServerTime};
 use tokio::sync::watch;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::clock::now_us;
+use crate::http::{ApiReject, error_reply, reject};
+use crate::longpoll::PollContext;
+use crate::metrics::Transport;
 use crate::room::RoomHandle;
 use crate::rooms::{CreateError, Rooms};
 
@@ -30,29 +39,14 @@ pub struct AppState {
     pub limits: Arc<crate::limits::Limits>,
     /// How often each limit bit.
     pub counters: Arc<crate::limits::Counters>,
+    /// The address the server listens on (the usage page's host when a
+    /// request names none).
+    pub local_addr: std::net::SocketAddr,
 }
 
 fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
 }
-
-/// Longest error message, in characters.
-const MAX_ERROR_CHARS: usize = 300;
-
-/// A JSON error response per the contract. The message is sanitised: it
-/// may quote what a client sent (a decode error names what it saw).
-pub fn error_reply(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = ApiError {
-        error: protocol::text::sanitize_line(&message.into(), MAX_ERROR_CHARS),
-        code: code.into(),
-    };
-    let reply = warp::reply::with_status(warp::reply::json(&body), status);
-    warp::reply::with_header(reply, "access-control-allow-origin", "*").into_response()
-}
-
-#[derive(Debug)]
-struct ApiReject(StatusCode, &'static str, String);
-impl warp::reject::Reject for ApiReject {}
 
 /// The room named in the path, or a 404 `unknown_room`.
 async fn find_room(room: String, s: AppState) -> Result<(RoomHandle, AppState), Rejection> {
@@ -61,73 +55,20 @@ async fn find_room(room: String, s: AppState) -> Result<(RoomHandle, AppState), 
         None => Err(reject(
             StatusCode::NOT_FOUND,
             "unknown_room",
-            format!(
-                "no room named {:?}",
-                protocol::text::sanitize_line(&room, 40)
-            ),
+            crate::http::unknown_room_message(&room),
         )),
     }
 }
 
-fn reject(status: StatusCode, code: &'static str, message: impl Into<String>) -> Rejection {
-    warp::reject::custom(ApiReject(status, code, message.into()))
-}
-
-/// A request body of at most `limits.max_body` bytes (a `Content-Length`
-/// is required: `411`, over the limit: `413`) that must arrive within
-/// `limits.request_timeout` (else `408`), against slow-body slowloris.
-pub fn body(
-    state: &AppState,
-) -> impl Filter<Extract = (bytes::Bytes,), Error = Rejection> + Clone + use<> {
-    let (limits, counters) = (state.limits.clone(), state.counters.clone());
-    warp::body::content_length_limit(limits.max_body)
-        .and(warp::body::stream())
-        .and_then(move |chunks| collect_body(chunks, limits.clone(), counters.clone()))
-}
-
-async fn collect_body<B: bytes::Buf>(
-    chunks: impl futures_util::Stream<Item = Result<B, warp::Error>>,
-    limits: Arc<crate::limits::Limits>,
-    counters: Arc<crate::limits::Counters>,
-) -> Result<bytes::Bytes, Rejection> {
-    use futures_util::StreamExt;
-    let max = limits.max_body;
-    let collect = async {
-        let mut chunks = std::pin::pin!(chunks);
-        let mut body = bytes::BytesMut::new();
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(|e| {
-                reject(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    format!("reading the body: {e}"),
-                )
-            })?;
-            bytes::BufMut::put(&mut body, chunk);
-            // Content-Length already bounds it; this bounds a lying one.
-            if body.len() as u64 > max {
-                crate::limits::counters::bump(&counters.bodies_too_large);
-                return Err(reject(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    format!("the request body is over the limit of {max} bytes"),
-                ));
-            }
-        }
-        Ok(body.freeze())
-    };
-    match tokio::time::timeout(limits.request_timeout, collect).await {
-        Ok(r) => r,
-        Err(_) => {
-            crate::limits::counters::bump(&counters.body_timeouts);
-            Err(reject(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                format!(
-                    "the request body did not arrive within {} s",
-                    limits.request_timeout.as_secs_f64()
-                ),
-            ))
+impl AppState {
+    /// What the polled-session handlers get of the state.
+    fn poll_context(&self) -> PollContext {
+        PollContext {
+            rooms: self.rooms.clone(),
+            sessions: self.sessions.clone(),
+            shutdown: self.shutdown.clone(),
+            limits: self.limits.clone(),
+            counters: self.counters.clone(),
         }
     }
 }
@@ -140,8 +81,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
 
     let index = warp::path::end()
         .and(warp::get())
+        .and(warp::header::optional::<String>("host"))
         .and(with_state(state.clone()))
-        .map(move |s: AppState| cors(usage_page(&s).into_response()));
+        .map(move |host: Option<String>, s: AppState| {
+            let host = usage::host(host.as_deref(), s.local_addr);
+            cors(usage::page(&s.rooms.list(), &host).into_response())
+        });
     let healthz = warp::path!("healthz")
         .and(warp::get())
         .map(move || cors("ok".into_response()));
@@ -172,7 +117,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .map(move |s: AppState| cors(warp::reply::json(&s.rooms.list()).into_response()));
     let create = warp::path!("api" / "rooms")
         .and(warp::post())
-        .and(body(&state))
+        .and(crate::http::body(
+            state.limits.clone(),
+            state.counters.clone(),
+        ))
         .and(with_state(state.clone()))
         .and_then(create_room);
     let events = warp::path!("rooms" / String / "events")
@@ -181,7 +129,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and_then(find_room)
         .and(warp::header::optional::<String>("last-event-id"))
         .then(|(room, s): (RoomHandle, AppState), last: Option<String>| {
-            crate::sse::serve(room, last, s.keepalive)
+            let metrics = crate::sse::SseMetrics {
+                conn: room.metrics.conn(Transport::Sse, &room.config.id),
+                room: room.room_metrics.clone(),
+            };
+            crate::sse::serve(room, metrics, last, s.keepalive)
         });
     let watch = warp::path!("rooms" / String / "watch")
         .and(warp::get())
@@ -191,7 +143,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and_then(
             |(room, s): (RoomHandle, AppState), q: HashMap<String, String>| async move {
                 match crate::watch::stream::parse_options(&q) {
-                    Ok(opts) => Ok(crate::watch::stream::serve(room, opts, s.shutdown)),
+                    Ok(opts) => {
+                        let conn = room.metrics.conn(Transport::Watch, &room.config.id);
+                        Ok(crate::watch::stream::serve(room, conn, opts, s.shutdown))
+                    }
                     Err(msg) => Err(reject(StatusCode::BAD_REQUEST, "bad_request", msg)),
                 }
             },
@@ -204,8 +159,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::ext::optional::<crate::accept::Peer>())
         .map(
             |(room, s): (RoomHandle, AppState),
-             ws: crate::upgrade::Upgrade,
+             ws: Result<crate::upgrade::Upgrade, crate::upgrade::NotUpgrade>,
              peer: Option<crate::accept::Peer>| {
+                let ws = match ws {
+                    Ok(ws) => ws,
+                    Err(why) => return not_upgrade(&room.config.id, &why),
+                };
                 let max = s.limits.ws_max_message;
                 let ctx = crate::ws::WsContext {
                     shutdown: s.shutdown,
@@ -236,7 +195,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .unify()
         .or(watch)
         .unify()
-        .or(crate::longpoll::routes(state.clone()))
+        .or(crate::longpoll::routes(state.poll_context()))
         .unify()
         .recover(move |e| recover(e, state.counters.clone(), state.limits.max_body))
         .unify()
@@ -274,8 +233,13 @@ async fn recover(
     counters: Arc<crate::limits::Counters>,
     max_body: u64,
 ) -> Result<Response, Infallible> {
-    let r = if let Some(ApiReject(status, code, msg)) = err.find::<ApiReject>() {
-        error_reply(*status, code, msg.clone())
+    let r = if let Some(ApiReject {
+        status,
+        code,
+        message,
+    }) = err.find::<ApiReject>()
+    {
+        error_reply(*status, code, message.clone())
     } else if err.is_not_found() {
         error_reply(
             StatusCode::NOT_FOUND,
@@ -301,19 +265,37 @@ async fn recover(
             "length_required",
             "a Content-Length is required",
         )
-    } else if err.find::<warp::reject::MissingHeader>().is_some()
-        || err.find::<warp::reject::InvalidHeader>().is_some()
-    {
+    } else if let Some(e) = err.find::<warp::reject::MissingHeader>() {
         error_reply(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            "expected a WebSocket upgrade request",
+            format!("the request has no {} header", e.name()),
+        )
+    } else if let Some(e) = err.find::<warp::reject::InvalidHeader>() {
+        error_reply(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("the request's {} header is not valid", e.name()),
+        )
+    } else if err.find::<warp::reject::InvalidQuery>().is_some() {
+        error_reply(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the query string is not valid",
+        )
+    } else if err.find::<warp::reject::UnsupportedMediaType>().is_some() {
+        error_reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "this content type is not accepted here",
         )
     } else {
+        // Never an internal type's debug text in a reply: it goes to the log.
+        tracing::debug!(?err, "unhandled rejection");
         error_reply(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            format!("bad request: {err:?}"),
+            "the server cannot serve this request; GET / lists the endpoints",
         )
     };
     let mut r = r;
@@ -329,38 +311,27 @@ async fn recover(
     Ok(r)
 }
 
-fn usage_page(s: &AppState) -> String {
-    let mut page = String::from(
-        "Tickwire game server\n\
-         ====================\n\n\
-         Rooms:\n",
+/// The `426` (or `400`) answer of a WebSocket endpoint to a request that
+/// is not a WebSocket handshake: what was missing, and where the same game
+/// runs over plain HTTP.
+fn not_upgrade(room: &str, why: &crate::upgrade::NotUpgrade) -> Response {
+    let mut r = error_reply(
+        why.status(),
+        if why.status() == StatusCode::UPGRADE_REQUIRED {
+            "upgrade_required"
+        } else {
+            "bad_request"
+        },
+        format!(
+            "{why}; without WebSockets, play over long-poll: POST /rooms/{}/sessions",
+            protocol::text::sanitize_line(room, 40)
+        ),
     );
-    for r in s.rooms.list() {
-        page.push_str(&format!(
-            "  {:<12} {} on {}, {}/{} players, {} spectators, {} Hz, tick {}\n",
-            r.id, r.mode, r.map, r.players, r.max_players, r.spectators, r.tick_rate, r.tick
-        ));
-    }
-    page.push_str(
-        "\nWatch with curl:      curl -N http://THIS-HOST:7878/rooms/lobby/watch\n\
-         Stream events:        curl -N http://THIS-HOST:7878/rooms/lobby/events\n\
-         \nPlay in a terminal:   cargo run --release -- --server http://THIS-HOST:7878\n\
-         Play with JSON:       websocat ws://THIS-HOST:7878/rooms/lobby/ws\n\
-         \x20                     then type {\"hello\": {\"version\": 1, \"name\": \"alice\"}}\n\
-         \x20                     and steer with {\"input\": {\"seq\": 1, \"dir\": \"up\"}}\n\n\
-         Endpoints:\n\
-         \x20 GET  /api/rooms            rooms as JSON\n\
-         \x20 POST /api/rooms            create: {\"id\":\"duel\",\"mode\":\"tron\",\"map\":\"maze\",\"tick_rate\":30,\"max_players\":4}\n\
-         \x20 GET  /api/time             server clock, for lag probes\n\
-         \x20 GET  /metrics              Prometheus metrics (OpenMetrics text)\n\
-         \x20 GET  /rooms/{room}/ws      WebSocket: play, or spectate with \"role\": \"spectator\"\n\
-         \x20 GET  /rooms/{room}/events  SSE spectator stream (text/event-stream, JSON data)\n\
-         \x20 GET  /rooms/{room}/watch   live view for curl -N (?color=never&cols=80&rows=24)\n\
-         \x20 POST /rooms/{room}/sessions                  long-poll/poll: hello -> welcome (session, token)\n\
-         \x20 GET  /rooms/{room}/sessions/{id}/poll?after=N&wait=S   messages after N (Bearer token)\n\
-         \x20 POST /rooms/{room}/sessions/{id}/send        {\"messages\": [{\"seq\": 1, \"msg\": {...}}]}\n\
-         \x20 DELETE /rooms/{room}/sessions/{id}           leave\n\
-         \x20 GET  /healthz              ok\n",
+    let h = r.headers_mut();
+    h.insert("upgrade", warp::http::HeaderValue::from_static("websocket"));
+    h.insert(
+        "sec-websocket-version",
+        warp::http::HeaderValue::from_static("13"),
     );
-    page
+    r
 }
