@@ -495,3 +495,96 @@ async fn an_unpolled_session_expires_and_its_token_resumes_the_snake() {
     poll_until(&s, &w, &mut after, |m| shows_connected(m, id, true)).await;
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_polled_sessions_own_replies_overflowing_its_outbox_bring_a_keyframe() {
+    let s = server().await;
+    // A room so slow that its own ticks never fill the outbox (64 frames).
+    s.rooms
+        .create(
+            protocol::api::CreateRoom {
+                id: Some("calm".into()),
+                tick_rate: Some(1),
+                ..Default::default()
+            },
+            Some(1),
+        )
+        .unwrap();
+    let r = http(
+        &s,
+        "POST",
+        "/rooms/calm/sessions",
+        &[],
+        json!({"hello": {"version": PROTOCOL_VERSION, "name": "pinger"}})
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let w = r.json()["welcome"].clone();
+    let base = format!("/rooms/calm/sessions/{}", w["session"].as_str().unwrap());
+    let bearer = format!("Bearer {}", w["token"].as_str().unwrap());
+    let auth = [("authorization", bearer.as_str())];
+    let mut after = 0;
+    let mut next_frames = |r: &Resp, after: &mut u64| -> Vec<Value> {
+        let v = r.json();
+        *after = v["next"].as_u64().unwrap();
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["msg"].clone())
+            .collect()
+    };
+    // The join's keyframe first.
+    loop {
+        let r = http(
+            &s,
+            "GET",
+            &format!("{base}/poll?after={after}&wait=5"),
+            &auth,
+            b"",
+        )
+        .await;
+        if next_frames(&r, &mut after)
+            .iter()
+            .any(|m| m.get("snapshot").is_some())
+        {
+            break;
+        }
+    }
+    // 70 pings in one batch: their pongs overflow the outbox.
+    let pings: Vec<Value> = (1..=70)
+        .map(|i| json!({"seq": i, "msg": {"ping": {"t": i}}}))
+        .collect();
+    let body = json!({ "messages": pings }).to_string();
+    let r = http(&s, "POST", &format!("{base}/send"), &auth, body.as_bytes()).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // A keyframe comes within a few ticks (without the fix: deltas forever).
+    let mut ticks = 0;
+    let mut pongs = 0;
+    'polling: loop {
+        let r = http(
+            &s,
+            "GET",
+            &format!("{base}/poll?after={after}&wait=5"),
+            &auth,
+            b"",
+        )
+        .await;
+        for m in next_frames(&r, &mut after) {
+            if m.get("snapshot").is_some() {
+                break 'polling;
+            }
+            pongs += usize::from(m.get("pong").is_some());
+            ticks += usize::from(m.get("tick").is_some());
+            assert!(ticks < 3, "no keyframe after the overflow");
+        }
+    }
+    assert!(
+        pongs < 70,
+        "the overflow dropped the backlog: {pongs} pongs"
+    );
+    assert!(s.rooms.get("calm").unwrap().room_metrics.resyncs.get() >= 1);
+    s.shutdown().await;
+}
