@@ -526,33 +526,12 @@ async fn a_polled_sessions_own_replies_overflowing_its_outbox_bring_a_keyframe()
     let bearer = format!("Bearer {}", w["token"].as_str().unwrap());
     let auth = [("authorization", bearer.as_str())];
     let mut after = 0;
-    let mut next_frames = |r: &Resp, after: &mut u64| -> Vec<Value> {
-        let v = r.json();
-        *after = v["next"].as_u64().unwrap();
-        v["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["msg"].clone())
-            .collect()
-    };
     // The join's keyframe first.
-    loop {
-        let r = http(
-            &s,
-            "GET",
-            &format!("{base}/poll?after={after}&wait=5"),
-            &auth,
-            b"",
-        )
-        .await;
-        if next_frames(&r, &mut after)
-            .iter()
-            .any(|m| m.get("snapshot").is_some())
-        {
-            break;
-        }
-    }
+    while !poll_msgs(&s, &base, &auth, &mut after)
+        .await
+        .iter()
+        .any(|m| m.get("snapshot").is_some())
+    {}
     // 70 pings in one batch: their pongs overflow the outbox.
     let pings: Vec<Value> = (1..=70)
         .map(|i| json!({"seq": i, "msg": {"ping": {"t": i}}}))
@@ -561,18 +540,9 @@ async fn a_polled_sessions_own_replies_overflowing_its_outbox_bring_a_keyframe()
     let r = http(&s, "POST", &format!("{base}/send"), &auth, body.as_bytes()).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     // A keyframe comes within a few ticks (without the fix: deltas forever).
-    let mut ticks = 0;
-    let mut pongs = 0;
+    let (mut ticks, mut pongs) = (0, 0);
     'polling: loop {
-        let r = http(
-            &s,
-            "GET",
-            &format!("{base}/poll?after={after}&wait=5"),
-            &auth,
-            b"",
-        )
-        .await;
-        for m in next_frames(&r, &mut after) {
+        for m in poll_msgs(&s, &base, &auth, &mut after).await {
             if m.get("snapshot").is_some() {
                 break 'polling;
             }
@@ -587,4 +557,30 @@ async fn a_polled_sessions_own_replies_overflowing_its_outbox_bring_a_keyframe()
     );
     assert!(s.rooms.get("calm").unwrap().room_metrics.resyncs.get() >= 1);
     s.shutdown().await;
+}
+
+/// One held poll of the JSON session at `base`; moves `after` on.
+async fn poll_msgs(
+    s: &RunningServer,
+    base: &str,
+    auth: &[(&str, &str)],
+    after: &mut u64,
+) -> Vec<Value> {
+    let r = http(
+        s,
+        "GET",
+        &format!("{base}/poll?after={after}&wait=5"),
+        auth,
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    *after = v["next"].as_u64().unwrap();
+    v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["msg"].clone())
+        .collect()
 }

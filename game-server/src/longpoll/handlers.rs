@@ -68,6 +68,16 @@ impl Refused {
     }
 }
 
+/// The session a request names, if its token is right; else why not.
+fn session(
+    cx: &PollContext,
+    room_id: &str,
+    session_id: &str,
+    auth: Option<String>,
+) -> Result<Arc<PolledSession>, Refused> {
+    cx.sessions.authorized(room_id, session_id, auth.as_deref())
+}
+
 /// The session format a request asks for: bincode when its body or its
 /// accepted answer is `application/octet-stream`.
 fn format_of(content_type: Option<&str>) -> Format {
@@ -237,10 +247,7 @@ pub async fn poll(
     auth: Option<String>,
     cx: PollContext,
 ) -> Response {
-    let sess = match cx
-        .sessions
-        .authorized(&room_id, &session_id, auth.as_deref())
-    {
+    let sess = match session(&cx, &room_id, &session_id, auth) {
         Ok(sess) => sess,
         Err(refused) => return refused.reply(),
     };
@@ -332,10 +339,7 @@ pub async fn send(
     body: Bytes,
     cx: PollContext,
 ) -> Response {
-    let sess = match cx
-        .sessions
-        .authorized(&room_id, &session_id, auth.as_deref())
-    {
+    let sess = match session(&cx, &room_id, &session_id, auth) {
         Ok(sess) => sess,
         Err(refused) => return refused.reply(),
     };
@@ -418,10 +422,7 @@ pub async fn delete(
     auth: Option<String>,
     cx: PollContext,
 ) -> Response {
-    let sess = match cx
-        .sessions
-        .authorized(&room_id, &session_id, auth.as_deref())
-    {
+    let sess = match session(&cx, &room_id, &session_id, auth) {
         Ok(sess) => sess,
         Err(refused) => return refused.reply(),
     };
