@@ -13,6 +13,9 @@
 //! [`Metrics::new`], or register it from elsewhere at start with
 //! [`Metrics::register`] (a family of counters is a
 //! `Family<Labels, Counter>` with a `#[derive(EncodeLabelSet)]` label struct).
+//!
+//! Over 400 lines on purpose: the registry, its histogram type and the
+//! scrape-time collector are one exposition format, tested together below.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

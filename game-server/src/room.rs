@@ -2,6 +2,10 @@
 //! simulation and fans every frame out, encoded once per format, to the
 //! bounded outboxes of its WebSocket and polled subscribers, and once, to
 //! one shared ring, for all of its SSE spectators.
+//!
+//! Over 400 lines on purpose: the task's state and its tick are one struct
+//! whose methods read best together; the SSE formatting is in `sse::feed`,
+//! the players in `session`, the rules in `sim`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

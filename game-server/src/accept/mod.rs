@@ -11,6 +11,9 @@
 //!
 //! A connection's place under the caps is its [`Permit`]; it lives in the
 //! socket itself, so an upgraded WebSocket keeps counting until it closes.
+//!
+//! Over 400 lines on purpose: the accept loop, the caps and the shutdown
+//! share one connection's lifecycle; the socket itself is in `conn`.
 
 mod conn;
 pub mod fdlimit;

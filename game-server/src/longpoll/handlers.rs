@@ -16,77 +16,18 @@ use tracing::debug;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+use super::answers::{format_of, refusal_reply, session, unknown_session};
 use super::lifecycle::Lifecycle;
 use super::log::{ClientLog, ServerLog};
-use super::{PollContext, PolledSession, Refused, State};
+use super::{PollContext, PolledSession, State};
 use crate::conn::{Action, Connection, Ending, Now, Refusal};
 use crate::http::{bytes_reply, error_reply};
 use crate::metrics::Transport;
 use crate::outbox::Pushed;
 use crate::room::{RoomCmd, RoomHandle};
-use crate::session::AdmitError;
 
 /// Most messages in one poll response.
 const MAX_BATCH: usize = 256;
-
-/// The HTTP status that says `r`.
-fn status(r: &Refusal) -> StatusCode {
-    match r {
-        Refusal::NotHello | Refusal::BadHello(_) | Refusal::Version { .. } => {
-            StatusCode::BAD_REQUEST
-        }
-        Refusal::Admit(AdmitError::RoomFull(_)) => StatusCode::CONFLICT,
-        Refusal::Admit(AdmitError::UnknownSession) => StatusCode::NOT_FOUND,
-        Refusal::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-        Refusal::Flood { .. } => StatusCode::TOO_MANY_REQUESTS,
-    }
-}
-
-fn refusal_reply(r: &Refusal) -> Response {
-    error_reply(status(r), r.code(), r.to_string())
-}
-
-fn unknown_session() -> Response {
-    error_reply(
-        StatusCode::NOT_FOUND,
-        "unknown_session",
-        "no such session (it expired, was taken over or left): join again with a hello, \
-         with your token to resume",
-    )
-}
-
-impl Refused {
-    fn reply(self) -> Response {
-        match self {
-            Refused::UnknownSession => unknown_session(),
-            Refused::Unauthorized => error_reply(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing or wrong session token: send Authorization: Bearer <token from the welcome>",
-            ),
-        }
-    }
-}
-
-/// The session a request names, if its token is right; else why not.
-fn session(
-    cx: &PollContext,
-    room_id: &str,
-    session_id: &str,
-    auth: Option<String>,
-) -> Result<Arc<PolledSession>, Refused> {
-    cx.sessions.authorized(room_id, session_id, auth.as_deref())
-}
-
-/// The session format a request asks for: bincode when its body or its
-/// accepted answer is `application/octet-stream`.
-fn format_of(content_type: Option<&str>) -> Format {
-    if content_type.is_some_and(|c| c.contains("application/octet-stream")) {
-        Format::Bincode
-    } else {
-        Format::Json
-    }
-}
 
 impl PolledSession {
     /// Moves whatever the room queued into the numbered log, as far as the

@@ -18,6 +18,7 @@
 //! The sans-IO parts are `log`, `lifecycle` and `crate::conn`; `handlers`
 //! and the reaper here only move bytes between them, the room and HTTP.
 
+mod answers;
 mod handlers;
 pub mod lifecycle;
 pub mod log;
