@@ -78,7 +78,8 @@ async fn open(
     let resp = match tokio::time::timeout(CONNECT_TIMEOUT, client.execute(req)).await {
         Err(_) => {
             return Err(ConnectError::Unreachable(format!(
-                "no answer from {url} within {CONNECT_TIMEOUT:?}"
+                "no answer from {url} within {} s",
+                CONNECT_TIMEOUT.as_secs()
             )));
         }
         Ok(Err(e)) => return Err(ConnectError::Unreachable(format!("{url}: {e}"))),

@@ -53,7 +53,8 @@ impl WsLink {
         let (stream, _response) = match tokio::time::timeout(CONNECT_TIMEOUT, open).await {
             Err(_) => {
                 return Err(ConnectError::Unreachable(format!(
-                    "no answer from {url} within {CONNECT_TIMEOUT:?}"
+                    "no answer from {url} within {} s",
+                    CONNECT_TIMEOUT.as_secs()
                 )));
             }
             Ok(r) => r?,
