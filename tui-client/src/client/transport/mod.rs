@@ -63,6 +63,42 @@ pub enum ConnectError {
     Unsupported(String),
 }
 
+impl ConnectError {
+    /// An HTTP error answer, in the words of [`error_words`].
+    pub fn http(status: u16, body: &[u8]) -> ConnectError {
+        let (code, message) = error_words(status, body);
+        ConnectError::Http {
+            status,
+            code,
+            message,
+        }
+    }
+}
+
+/// The `code` and the words of an HTTP error answer: its JSON
+/// `{"error","code"}`, else a short plain-text body (what a proxy says),
+/// else the status's standard text. Every link reads error answers so.
+pub(super) fn error_words(status: u16, body: &[u8]) -> (Option<String>, String) {
+    if let Ok(api) = serde_json::from_slice::<protocol::api::ApiError>(body) {
+        return (Some(api.code), api.error);
+    }
+    let standard = || {
+        tokio_tungstenite::tungstenite::http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("HTTP error")
+            .to_string()
+    };
+    (None, plain_reason(body).unwrap_or_else(standard))
+}
+
+/// A short plain-text body as a reason; not a page of HTML.
+fn plain_reason(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?.trim();
+    let short = !text.is_empty() && text.len() <= 200 && !text.starts_with('<');
+    short.then(|| text.to_string())
+}
+
 /// `426 Upgrade Required`: a status with its standard text.
 pub fn status_line(status: u16) -> String {
     match tokio_tungstenite::tungstenite::http::StatusCode::from_u16(status)
@@ -296,6 +332,28 @@ mod tests {
             fallback_reason(&ConnectError::Unreachable("timed out".into())).unwrap(),
             "WebSocket failed (timed out)"
         );
+    }
+
+    #[test]
+    fn error_answers_read_in_the_servers_words() {
+        let http = |body: &[u8]| match ConnectError::http(403, body) {
+            ConnectError::Http { code, message, .. } => (code, message),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            http(br#"{"error":"banned","code":"forbidden"}"#),
+            (Some("forbidden".into()), "banned".into())
+        );
+        assert_eq!(
+            http(b"WebSocket upgrades are not allowed\n"),
+            (None, "WebSocket upgrades are not allowed".into())
+        );
+        assert_eq!(
+            http(b"<html><body>403</body></html>"),
+            (None, "Forbidden".into())
+        );
+        assert_eq!(http(b"  "), (None, "Forbidden".into()));
+        assert_eq!(http(&[0xff, 0xfe]), (None, "Forbidden".into()));
     }
 
     #[test]

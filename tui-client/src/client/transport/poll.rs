@@ -18,7 +18,6 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use protocol::api::ApiError;
 use protocol::codec::{self, Format};
 use protocol::poll::{PollBatch, SendAck, SendBatch, Sequenced};
 use protocol::{ClientMsg, ServerMsg, Welcome};
@@ -70,18 +69,10 @@ pub enum Step<T> {
     End(Disconnect),
 }
 
-/// The `code` and `error` of a JSON error body, or the status text.
-fn api_error(status: u16, body: &[u8]) -> (Option<String>, String) {
-    match serde_json::from_slice::<ApiError>(body) {
-        Ok(e) => (Some(e.code), e.error),
-        Err(_) => (None, super::status_line(status)),
-    }
-}
-
 /// What a non-2xx answer to a session call means; `None`: worth a retry
 /// (a proxy's 502, a 429, a 503 cap).
 pub fn refusal(status: u16, body: &[u8]) -> Option<Disconnect> {
-    let (code, reason) = api_error(status, body);
+    let (code, reason) = super::error_words(status, body);
     Some(match status {
         404 => Disconnect::SessionUnknown(reason),
         503 if code.as_deref() == Some("shutting_down") => Disconnect::ShuttingDown(reason),
@@ -97,12 +88,7 @@ pub fn refusal(status: u16, body: &[u8]) -> Option<Disconnect> {
 /// The welcome in the answer to `POST .../sessions`, or why there is none.
 pub fn opened(format: Format, status: u16, body: &[u8]) -> Result<Box<Welcome>, ConnectError> {
     if status != 201 {
-        let (code, message) = api_error(status, body);
-        return Err(ConnectError::Http {
-            status,
-            code,
-            message,
-        });
+        return Err(ConnectError::http(status, body));
     }
     // The welcome comes in the session's format whatever the body was.
     match codec::decode::<ServerMsg>(format, body) {

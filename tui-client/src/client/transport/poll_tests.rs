@@ -174,7 +174,7 @@ fn what_the_server_answers_means_in_words() {
         Step::End(Disconnect::Refused(Refusal {
             by: RefusedBy::Http(413),
             code: "http_413".into(),
-            reason: "413 Payload Too Large".into(),
+            reason: "Payload Too Large".into(),
         }))
     );
     // A full server or a throttle is worth another try.

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use protocol::api::{ApiError, ServerTime};
+use protocol::api::ServerTime;
 use protocol::sse::{Item, Parser, RETRY_MS, SseMsg, decode_event};
 use protocol::{ClientMsg, Hello, Pong, Role, ServerMsg};
 use tokio::sync::mpsc;
@@ -95,20 +95,7 @@ async fn open(
             .and_then(Result::ok)
             .unwrap_or_default();
         traffic.body_piece(body.len(), chunked);
-        let api = serde_json::from_slice::<ApiError>(&body).ok();
-        return Err(ConnectError::Http {
-            status: status.as_u16(),
-            code: api.as_ref().map(|a| a.code.clone()),
-            message: api.map_or_else(
-                || {
-                    status
-                        .canonical_reason()
-                        .unwrap_or("HTTP error")
-                        .to_string()
-                },
-                |a| a.error,
-            ),
-        });
+        return Err(ConnectError::http(status.as_u16(), &body));
     }
     let traffic = traffic.clone();
     Ok(Box::pin(resp.bytes_stream().inspect(move |piece| {

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use protocol::api::ApiError;
 use protocol::codec::{self, Format};
 use protocol::{ClientMsg, Hello, ServerMsg};
 use tokio::net::TcpStream;
@@ -152,38 +151,13 @@ impl WsLink {
 
 fn connect_error(url: &str, e: tungstenite::Error) -> ConnectError {
     match e {
-        tungstenite::Error::Http(resp) => {
-            let status = resp.status().as_u16();
-            let body = resp.body().as_deref().unwrap_or_default();
-            match serde_json::from_slice::<ApiError>(body) {
-                Ok(api) => ConnectError::Http {
-                    status,
-                    code: Some(api.code),
-                    message: api.error,
-                },
-                Err(_) => ConnectError::Http {
-                    status,
-                    code: None,
-                    message: plain_reason(body).unwrap_or_else(|| {
-                        resp.status()
-                            .canonical_reason()
-                            .unwrap_or("HTTP error")
-                            .to_string()
-                    }),
-                },
-            }
-        }
+        tungstenite::Error::Http(resp) => ConnectError::http(
+            resp.status().as_u16(),
+            resp.body().as_deref().unwrap_or_default(),
+        ),
         tungstenite::Error::Url(u) => ConnectError::InvalidUrl(format!("{url}: {u}")),
         other => ConnectError::Unreachable(format!("{url}: {other}")),
     }
-}
-
-/// A short plain-text body (what a proxy says when it refuses), as the
-/// reason; not a page of HTML.
-fn plain_reason(body: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(body).ok()?.trim();
-    let short = !text.is_empty() && text.len() <= 200 && !text.starts_with('<');
-    short.then(|| text.to_string())
 }
 
 /// What a close frame from the server means, in transport-neutral words.
@@ -239,16 +213,5 @@ mod tests {
             Disconnect::Lost("closed by the server (code 1000): bye".into())
         );
         assert!(matches!(closed(1011, ""), Disconnect::Lost(_)));
-    }
-
-    #[test]
-    fn a_proxys_short_text_is_its_reason() {
-        assert_eq!(
-            plain_reason(b"WebSocket upgrades are not allowed\n").as_deref(),
-            Some("WebSocket upgrades are not allowed")
-        );
-        assert_eq!(plain_reason(b"<html><body>403</body></html>"), None);
-        assert_eq!(plain_reason(b"  "), None);
-        assert_eq!(plain_reason(&[0xff, 0xfe]), None);
     }
 }
