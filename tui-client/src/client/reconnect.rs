@@ -23,7 +23,7 @@ use protocol::ErrorMsg;
 
 use super::ClosedReason;
 use super::backoff::{Backoff, Limit, Streak};
-use super::transport::{ConnectError, Disconnect};
+use super::transport::{ConnectError, Disconnect, server_words};
 
 /// Limits of reconnecting.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,8 +96,8 @@ const FINAL_CODES: &[&str] = &["version_mismatch", "room_full", "unknown_room", 
 
 fn refused(e: &ErrorMsg) -> ClosedReason {
     ClosedReason::Refused {
-        code: e.code.clone(),
-        message: e.message.clone(),
+        code: server_words(&e.code),
+        message: server_words(&e.message),
     }
 }
 
@@ -202,7 +202,7 @@ impl Reconnect {
         }
         if let Some(e) = last_error {
             if e.code == "shutting_down" {
-                return self.shutdown(e.message.clone(), now);
+                return self.shutdown(server_words(&e.message), now);
             }
             if !welcomed && STALE_TOKEN_CODES.contains(&e.code.as_str()) {
                 return afresh(&e.code);

@@ -80,7 +80,7 @@ impl ConnectError {
 /// else the status's standard text. Every link reads error answers so.
 pub(super) fn error_words(status: u16, body: &[u8]) -> (Option<String>, String) {
     if let Ok(api) = serde_json::from_slice::<protocol::api::ApiError>(body) {
-        return (Some(api.code), api.error);
+        return (Some(server_words(&api.code)), server_words(&api.error));
     }
     let standard = || {
         tokio_tungstenite::tungstenite::http::StatusCode::from_u16(status)
@@ -92,11 +92,23 @@ pub(super) fn error_words(status: u16, body: &[u8]) -> (Option<String>, String) 
     (None, plain_reason(body).unwrap_or_else(standard))
 }
 
+/// Longest reason kept from a server, in characters.
+const MAX_REASON: usize = 200;
+
+/// Text a server (or a proxy) sent, fit for a terminal: one line, no
+/// escape sequences or control characters, at most [`MAX_REASON`]
+/// characters. Every reason, refusal and close text a link reports has
+/// been through this, so a hostile server cannot write to the user's
+/// terminal through a status line or a report.
+pub fn server_words(s: &str) -> String {
+    protocol::text::sanitize_line(s, MAX_REASON)
+}
+
 /// A short plain-text body as a reason; not a page of HTML.
 fn plain_reason(body: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?.trim();
-    let short = !text.is_empty() && text.len() <= 200 && !text.starts_with('<');
-    short.then(|| text.to_string())
+    let short = !text.is_empty() && text.len() <= MAX_REASON && !text.starts_with('<');
+    short.then(|| server_words(text))
 }
 
 /// `426 Upgrade Required`: a status with its standard text.
@@ -354,6 +366,11 @@ mod tests {
         );
         assert_eq!(http(b"  "), (None, "Forbidden".into()));
         assert_eq!(http(&[0xff, 0xfe]), (None, "Forbidden".into()));
+        // Nothing from the server reaches a terminal raw.
+        assert_eq!(
+            http(br#"{"error":"gone\u001b[2J\u001b]0;pwned\u0007 now","code":"x\u001b[1m"}"#),
+            (Some("x".into()), "gone now".into())
+        );
     }
 
     #[test]

@@ -351,7 +351,7 @@ impl Reader {
                         if let ServerMsg::Error(e) = &msg
                             && e.code == "shutting_down"
                         {
-                            closing = Some(e.message.clone());
+                            closing = Some(super::server_words(&e.message));
                         }
                         self.deliver(msg).await
                     }

@@ -162,6 +162,7 @@ fn connect_error(url: &str, e: tungstenite::Error) -> ConnectError {
 
 /// What a close frame from the server means, in transport-neutral words.
 fn closed(code: u16, reason: &str) -> Disconnect {
+    let reason = &super::server_words(reason);
     let named = match code {
         1001 => {
             let why = if reason.is_empty() {
@@ -213,5 +214,9 @@ mod tests {
             Disconnect::Lost("closed by the server (code 1000): bye".into())
         );
         assert!(matches!(closed(1011, ""), Disconnect::Lost(_)));
+        assert!(
+            matches!(closed(1008, "no\x1b[2Jpe"), Disconnect::Refused(r) if r.reason == "nope"),
+            "a close reason reaches no terminal raw"
+        );
     }
 }
