@@ -26,7 +26,8 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::transport::{ConnectError, server_authority};
+use super::endpoint::Endpoint;
+use super::transport::ConnectError;
 
 /// Pieces in flight per direction before the relay stops reading (the
 /// sender then feels TCP's backpressure, as behind a slow link).
@@ -147,7 +148,7 @@ impl DelayLine {
 /// A relay on 127.0.0.1 that conditions every connection through it.
 /// Dropping it cuts them all.
 pub struct Relay {
-    url: String,
+    endpoint: Endpoint,
     accept: JoinHandle<()>,
 }
 
@@ -158,9 +159,9 @@ impl Drop for Relay {
 }
 
 impl Relay {
-    /// Starts relaying to the server at `server` (a base URL).
-    pub async fn start(server: &str, c: Conditioner) -> Result<Relay, ConnectError> {
-        let upstream = server_authority(server)?;
+    /// Starts relaying to the server at `server`.
+    pub async fn start(server: &Endpoint, c: Conditioner) -> Result<Relay, ConnectError> {
+        let upstream = server.authority();
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| ConnectError::Unreachable(format!("conditioner: {e}")))?;
@@ -169,14 +170,15 @@ impl Relay {
             .map_err(|e| ConnectError::Unreachable(format!("conditioner: {e}")))?;
         let accept = tokio::spawn(accept_loop(listener, upstream, c));
         Ok(Relay {
-            url: format!("http://{addr}"),
+            endpoint: server.at(&addr.to_string()),
             accept,
         })
     }
 
-    /// The base URL links connect to instead of the server.
-    pub fn url(&self) -> &str {
-        &self.url
+    /// The server as links reach it: through the relay, under the
+    /// server's path.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 }
 
@@ -329,7 +331,7 @@ mod tests {
         });
         let latency = Duration::from_millis(30);
         let relay = Relay::start(
-            &format!("http://{addr}"),
+            &Endpoint::parse(&format!("http://{addr}")).unwrap(),
             Conditioner {
                 latency,
                 jitter: Duration::from_millis(5),
@@ -337,7 +339,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let mut s = TcpStream::connect(relay.url().trim_start_matches("http://"))
+        let mut s = TcpStream::connect(relay.endpoint().authority())
             .await
             .unwrap();
         let started = std::time::Instant::now();

@@ -7,14 +7,17 @@
 //! `Handled::NeedKeyframe` they call [`ClientHandle::resync`].
 //!
 //! Layout, quinn-style: [`session::Session`] (inputs, token, pings),
-//! [`reconnect::Reconnect`] (backoff, what a close means) and the
-//! [`crate::lag::LagMeter`] are sans-IO state machines; [`transport`] moves
-//! messages (and counts their bytes); [`conditioner`] can put a delay line
-//! in front of it; `task` is the thin async shell that wires them to
-//! sockets and timers, and reports the meter's figures as
-//! [`ClientEvent::Lag`].
+//! [`reconnect::Reconnect`] (what a disconnect means), [`backoff::Backoff`]
+//! (the one retry policy of every link), [`transport::poll`] (the polled
+//! session's seqs) and the [`crate::lag::LagMeter`] are sans-IO; every URL
+//! comes from one [`endpoint::Endpoint`]; [`transport`] moves messages
+//! (and counts their bytes); [`conditioner`] can put a delay line in front
+//! of it; `task` is the thin async shell that wires them to sockets and
+//! timers, and reports the meter's figures as [`ClientEvent::Lag`].
 
+pub mod backoff;
 pub mod conditioner;
+pub mod endpoint;
 pub mod reconnect;
 pub mod session;
 mod task;
@@ -26,6 +29,7 @@ use protocol::{Dir, Format, Role, ServerMsg, Welcome};
 use tokio::sync::mpsc;
 
 pub use conditioner::Conditioner;
+pub use endpoint::Endpoint;
 pub use reconnect::RetryPolicy;
 
 use crate::lag::LagSnapshot;
@@ -168,8 +172,9 @@ pub enum ClientEvent {
         /// Attempt number, from 1.
         attempt: u32,
     },
-    /// `--transport auto` picked the transport in use, for this reason (for
-    /// example "WebSocket upgrade refused (HTTP 403): using long-poll"), for a
+    /// `--transport auto` picked the transport in use, for this reason in
+    /// the server's own words (for example "WebSocket refused (426 Upgrade
+    /// Required: <the server's JSON `error`>): using long-poll"), for a
     /// status bar. Reported before the welcome of the first connection.
     TransportChosen {
         /// The transport now in use (never `Auto`).

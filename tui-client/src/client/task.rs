@@ -14,6 +14,7 @@ use tokio::time::Interval;
 use tracing::Instrument;
 
 use super::conditioner::Relay;
+use super::endpoint::Endpoint;
 use super::reconnect::{Next, Reconnect};
 use super::session::{Session, TimerAction};
 use super::transport::{Disconnect, Link, LinkEvent, Target, Traffic};
@@ -71,9 +72,17 @@ async fn run_inner(
     events: mpsc::Sender<ClientEvent>,
 ) {
     let traffic = Traffic::shared();
+    let endpoint = match Endpoint::parse(&config.server) {
+        Ok(e) => e,
+        Err(e) => {
+            let reason = ClosedReason::Unreachable(e.to_string());
+            let _ = events.send(ClientEvent::Closed { reason }).await;
+            return;
+        }
+    };
     // The conditioner's relay lives as long as the task: links connect to it.
     let relay = match config.conditioner {
-        Some(c) => match Relay::start(&config.server, c).await {
+        Some(c) => match Relay::start(&endpoint, c).await {
             Ok(r) => Some(r),
             Err(e) => {
                 let reason = ClosedReason::Unreachable(e.to_string());
@@ -84,9 +93,7 @@ async fn run_inner(
         None => None,
     };
     let target = Target {
-        server: relay
-            .as_ref()
-            .map_or_else(|| config.server.clone(), |r| r.url().to_string()),
+        endpoint: relay.as_ref().map_or(endpoint, |r| r.endpoint().clone()),
         room: config.room.clone(),
         format: config.format,
         traffic: traffic.clone(),
@@ -151,7 +158,7 @@ async fn run_inner(
         let (next, link_was_open) = match connected {
             Err(e) => {
                 tracing::debug!(error = %e, "connect failed");
-                (reconnect.handle_connect_error(&e), false)
+                (reconnect.handle_connect_error(&e, Instant::now()), false)
             }
             Ok((mut link, chosen)) => {
                 if let Some((kind, reason)) = chosen {
@@ -196,6 +203,7 @@ async fn run_inner(
                             session.last_error(),
                             welcomed,
                             session.has_left(),
+                            Instant::now(),
                         );
                         (next, true)
                     }

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use protocol::api::{ApiError, ServerTime};
+use protocol::api::ServerTime;
 use protocol::sse::{Item, Parser, RETRY_MS, SseMsg, decode_event};
 use protocol::{ClientMsg, Hello, Pong, Role, ServerMsg};
 use tokio::sync::mpsc;
@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 
 use super::traffic::is_chunked;
 use super::{ConnectError, Disconnect, LinkEvent, Target, Traffic};
+use crate::client::backoff::{Backoff, Limit, Streak};
 
 /// How long opening the stream (up to the response head) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,29 +39,6 @@ const RECONNECT_TRIES: u32 = 5;
 /// Messages buffered between the reader and the client task; a consumer
 /// this far behind stops the reading, and the server resyncs us.
 const BUFFER: usize = 256;
-
-/// The SSE URL of a room: `ws` becomes `http`, `wss` becomes `https`, a
-/// bare `host:port` gets `http://`; the room id is percent-encoded.
-pub fn events_url(server: &str, room: &str) -> Result<String, ConnectError> {
-    let ws = super::ws_url(server, room)?;
-    let (scheme, rest) = ws
-        .split_once("://")
-        .ok_or_else(|| ConnectError::InvalidUrl(server.to_string()))?;
-    let http = if scheme == "wss" { "https" } else { "http" };
-    let base = rest
-        .strip_suffix("/ws")
-        .ok_or_else(|| ConnectError::InvalidUrl(server.to_string()))?;
-    Ok(format!("{http}://{base}/events"))
-}
-
-/// The server clock URL: `{server}/api/time`.
-pub fn time_url(server: &str) -> Result<String, ConnectError> {
-    let events = events_url(server, "x")?;
-    let base = events
-        .strip_suffix("/rooms/x/events")
-        .ok_or_else(|| ConnectError::InvalidUrl(server.to_string()))?;
-    Ok(format!("{base}/api/time"))
-}
 
 type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
@@ -100,7 +78,8 @@ async fn open(
     let resp = match tokio::time::timeout(CONNECT_TIMEOUT, client.execute(req)).await {
         Err(_) => {
             return Err(ConnectError::Unreachable(format!(
-                "no answer from {url} within {CONNECT_TIMEOUT:?}"
+                "no answer from {url} within {} s",
+                CONNECT_TIMEOUT.as_secs()
             )));
         }
         Ok(Err(e)) => return Err(ConnectError::Unreachable(format!("{url}: {e}"))),
@@ -116,20 +95,7 @@ async fn open(
             .and_then(Result::ok)
             .unwrap_or_default();
         traffic.body_piece(body.len(), chunked);
-        let api = serde_json::from_slice::<ApiError>(&body).ok();
-        return Err(ConnectError::Http {
-            status: status.as_u16(),
-            code: api.as_ref().map(|a| a.code.clone()),
-            message: api.map_or_else(
-                || {
-                    status
-                        .canonical_reason()
-                        .unwrap_or("HTTP error")
-                        .to_string()
-                },
-                |a| a.error,
-            ),
-        });
+        return Err(ConnectError::http(status.as_u16(), &body));
     }
     let traffic = traffic.clone();
     Ok(Box::pin(resp.bytes_stream().inspect(move |piece| {
@@ -180,12 +146,12 @@ impl SseLink {
                 "the sse transport can only spectate (use ws to play)".into(),
             ));
         }
-        let url = events_url(&target.server, &target.room)?;
+        let url = target.endpoint.events(&target.room)?;
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| ConnectError::Unreachable(e.to_string()))?;
-        let time = time_url(&target.server)?;
+        let time = target.endpoint.time();
         let traffic = target.traffic.clone();
         let body = open(&client, &url, None, &traffic).await?;
         let (tx, events) = mpsc::channel(BUFFER);
@@ -303,8 +269,12 @@ impl Reader {
         }
     }
 
-    async fn reconnect(&mut self, mut wait: Duration, resume: bool) -> Result<Body, ConnectError> {
-        let mut tries = 0;
+    /// Reopens the stream after `wait`, then on [`Backoff`] with the
+    /// server's `retry` between tries.
+    async fn reconnect(&mut self, wait: Duration, resume: bool) -> Result<Body, ConnectError> {
+        let backoff = Backoff::constant(self.retry, Limit::Tries(RECONNECT_TRIES));
+        let mut streak = Streak::default();
+        let mut wait = wait;
         loop {
             tokio::time::sleep(wait).await;
             let id =
@@ -316,13 +286,10 @@ impl Reader {
                         status: 400..=499, ..
                     },
                 ) => return Err(e),
-                Err(e) => {
-                    tries += 1;
-                    if tries >= RECONNECT_TRIES {
-                        return Err(e);
-                    }
-                    wait = self.retry;
-                }
+                Err(e) => match backoff.next(&mut streak, std::time::Instant::now()) {
+                    Some(delay) => wait = delay,
+                    None => return Err(e),
+                },
             }
         }
     }
@@ -349,7 +316,7 @@ impl Reader {
                 Some(Err(e)) => return End::Dropped(e.to_string()),
                 None => {
                     return match closing {
-                        Some(reason) => End::Final(Disconnect::Closed { code: 1001, reason }),
+                        Some(reason) => End::Final(Disconnect::ShuttingDown(reason)),
                         None => End::Dropped("the stream ended".into()),
                     };
                 }
@@ -384,7 +351,7 @@ impl Reader {
                         if let ServerMsg::Error(e) = &msg
                             && e.code == "shutting_down"
                         {
-                            closing = Some(e.message.clone());
+                            closing = Some(super::server_words(&e.message));
                         }
                         self.deliver(msg).await
                     }
@@ -395,31 +362,5 @@ impl Reader {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn server_urls_map_to_events_urls() {
-        assert_eq!(
-            events_url("http://127.0.0.1:7878", "lobby").unwrap(),
-            "http://127.0.0.1:7878/rooms/lobby/events"
-        );
-        assert_eq!(
-            events_url("ws://h:1/", "a b").unwrap(),
-            "http://h:1/rooms/a%20b/events"
-        );
-        assert_eq!(
-            events_url("https://example.org", "duel").unwrap(),
-            "https://example.org/rooms/duel/events"
-        );
-        assert!(events_url("ftp://h", "lobby").is_err());
-        assert_eq!(
-            time_url("http://127.0.0.1:7878/").unwrap(),
-            "http://127.0.0.1:7878/api/time"
-        );
     }
 }

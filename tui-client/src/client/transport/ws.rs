@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use protocol::api::ApiError;
 use protocol::codec::{self, Format};
 use protocol::{ClientMsg, Hello, ServerMsg};
 use tokio::net::TcpStream;
@@ -14,73 +13,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::traffic::Counted;
-use super::{ConnectError, Disconnect, LinkEvent, Target};
+use super::{ConnectError, Disconnect, LinkEvent, Refusal, RefusedBy, Target};
 
 /// How long opening the TCP connection plus the upgrade may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The WebSocket URL of a room: `http` becomes `ws`, `https` becomes `wss`,
-/// a bare `host:port` gets `ws://`; the room id is percent-encoded.
-pub fn ws_url(server: &str, room: &str) -> Result<String, ConnectError> {
-    let server = server.trim();
-    let (scheme, rest) = match server.split_once("://") {
-        Some((s, rest)) => (s.to_ascii_lowercase(), rest),
-        None => ("http".to_string(), server),
-    };
-    let rest = rest.trim_end_matches('/');
-    let ws_scheme = match scheme.as_str() {
-        "http" | "ws" => "ws",
-        "https" | "wss" => "wss",
-        other => {
-            return Err(ConnectError::InvalidUrl(format!(
-                "unsupported scheme `{other}` in `{server}` (use http:// or ws://)"
-            )));
-        }
-    };
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err(ConnectError::InvalidUrl(format!("no host in `{server}`")));
-    }
-    if room.is_empty() {
-        return Err(ConnectError::InvalidUrl("empty room id".into()));
-    }
-    Ok(format!(
-        "{ws_scheme}://{rest}/rooms/{}/ws",
-        percent_encode(room)
-    ))
-}
-
-/// The `host:port` a `ws://` URL connects to (port 80 when none is given).
-pub(super) fn authority(url: &str) -> Result<String, ConnectError> {
-    let Some(rest) = url.strip_prefix("ws://") else {
-        return Err(ConnectError::InvalidUrl(format!(
-            "{url}: this build speaks plain ws:// (no TLS)"
-        )));
-    };
-    let host = rest.split('/').next().unwrap_or_default();
-    let has_port = match host.rsplit_once(':') {
-        // An IPv6 literal's colons are inside the brackets.
-        Some((_, port)) => !port.contains(']'),
-        None => false,
-    };
-    Ok(if has_port {
-        host.to_string()
-    } else {
-        format!("{host}:80")
-    })
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
 
 /// An open WebSocket to a room.
 pub struct WsLink {
@@ -94,8 +30,13 @@ impl WsLink {
     /// upgrade is one request) and has Nagle off: a turn must not wait
     /// for the previous segment's ack.
     pub async fn connect(target: &Target, hello: &Hello) -> Result<WsLink, ConnectError> {
-        let url = ws_url(&target.server, &target.room)?;
-        let addr = authority(&url)?;
+        let url = target.endpoint.ws(&target.room)?;
+        if target.endpoint.is_secure() {
+            return Err(ConnectError::InvalidUrl(format!(
+                "{url}: this build speaks plain ws:// (no TLS)"
+            )));
+        }
+        let addr = target.endpoint.authority();
         let open = async {
             let tcp = TcpStream::connect(&addr)
                 .await
@@ -111,7 +52,8 @@ impl WsLink {
         let (stream, _response) = match tokio::time::timeout(CONNECT_TIMEOUT, open).await {
             Err(_) => {
                 return Err(ConnectError::Unreachable(format!(
-                    "no answer from {url} within {CONNECT_TIMEOUT:?}"
+                    "no answer from {url} within {} s",
+                    CONNECT_TIMEOUT.as_secs()
                 )));
             }
             Ok(r) => r?,
@@ -169,14 +111,8 @@ impl WsLink {
                 Message::Close(close) => {
                     self.closed = true;
                     return LinkEvent::Closed(match close {
-                        Some(c) => Disconnect::Closed {
-                            code: u16::from(c.code),
-                            reason: c.reason.to_string(),
-                        },
-                        None => Disconnect::Closed {
-                            code: 1005,
-                            reason: String::new(),
-                        },
+                        Some(c) => closed(u16::from(c.code), &c.reason),
+                        None => Disconnect::Lost("closed by the server without a code".into()),
                     });
                 }
                 // tungstenite answers pings itself.
@@ -215,29 +151,43 @@ impl WsLink {
 
 fn connect_error(url: &str, e: tungstenite::Error) -> ConnectError {
     match e {
-        tungstenite::Error::Http(resp) => {
-            let status = resp.status().as_u16();
-            let body = resp.body().as_deref().unwrap_or_default();
-            match serde_json::from_slice::<ApiError>(body) {
-                Ok(api) => ConnectError::Http {
-                    status,
-                    code: Some(api.code),
-                    message: api.error,
-                },
-                Err(_) => ConnectError::Http {
-                    status,
-                    code: None,
-                    message: resp
-                        .status()
-                        .canonical_reason()
-                        .unwrap_or("HTTP error")
-                        .to_string(),
-                },
-            }
-        }
+        tungstenite::Error::Http(resp) => ConnectError::http(
+            resp.status().as_u16(),
+            resp.body().as_deref().unwrap_or_default(),
+        ),
         tungstenite::Error::Url(u) => ConnectError::InvalidUrl(format!("{url}: {u}")),
         other => ConnectError::Unreachable(format!("{url}: {other}")),
     }
+}
+
+/// What a close frame from the server means, in transport-neutral words.
+fn closed(code: u16, reason: &str) -> Disconnect {
+    let reason = &super::server_words(reason);
+    let named = match code {
+        1001 => {
+            let why = if reason.is_empty() {
+                "going away"
+            } else {
+                reason
+            };
+            return Disconnect::ShuttingDown(why.to_string());
+        }
+        1002 => "protocol_error",
+        1003 => "unsupported_data",
+        1007 => "bad_message",
+        1008 => "policy_violation",
+        1009 => "message_too_big",
+        1010 => "extension_required",
+        _ if reason.is_empty() => {
+            return Disconnect::Lost(format!("closed by the server (code {code})"));
+        }
+        _ => return Disconnect::Lost(format!("closed by the server (code {code}): {reason}")),
+    };
+    Disconnect::Refused(Refusal {
+        by: RefusedBy::Close(code),
+        code: named.to_string(),
+        reason: reason.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -245,53 +195,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn http_urls_map_to_ws_urls() {
+    fn close_codes_become_reasons() {
         assert_eq!(
-            ws_url("http://127.0.0.1:7878", "lobby").unwrap(),
-            "ws://127.0.0.1:7878/rooms/lobby/ws"
+            closed(1001, "restart"),
+            Disconnect::ShuttingDown("restart".into())
         );
         assert_eq!(
-            ws_url("https://example.org/", "duel").unwrap(),
-            "wss://example.org/rooms/duel/ws"
+            closed(1009, "frame too big"),
+            Disconnect::Refused(Refusal {
+                by: RefusedBy::Close(1009),
+                code: "message_too_big".into(),
+                reason: "frame too big".into(),
+            })
         );
+        assert!(matches!(closed(1008, ""), Disconnect::Refused(r) if r.code == "policy_violation"));
         assert_eq!(
-            ws_url("ws://h:1", "a b/c").unwrap(),
-            "ws://h:1/rooms/a%20b%2Fc/ws"
+            closed(1000, "bye"),
+            Disconnect::Lost("closed by the server (code 1000): bye".into())
         );
-        assert_eq!(
-            ws_url("localhost:7878", "lobby").unwrap(),
-            "ws://localhost:7878/rooms/lobby/ws"
+        assert!(matches!(closed(1011, ""), Disconnect::Lost(_)));
+        assert!(
+            matches!(closed(1008, "no\x1b[2Jpe"), Disconnect::Refused(r) if r.reason == "nope"),
+            "a close reason reaches no terminal raw"
         );
-    }
-
-    #[test]
-    fn the_socket_address_comes_from_the_url() {
-        assert_eq!(
-            authority("ws://127.0.0.1:7878/rooms/lobby/ws").unwrap(),
-            "127.0.0.1:7878"
-        );
-        assert_eq!(
-            authority("ws://example.org/rooms/a/ws").unwrap(),
-            "example.org:80"
-        );
-        assert_eq!(authority("ws://[::1]:9/rooms/a/ws").unwrap(), "[::1]:9");
-        assert_eq!(authority("ws://[::1]/rooms/a/ws").unwrap(), "[::1]:80");
-        assert!(authority("wss://example.org/rooms/a/ws").is_err());
-    }
-
-    #[test]
-    fn unusable_urls_are_rejected() {
-        assert!(matches!(
-            ws_url("ftp://h", "lobby"),
-            Err(ConnectError::InvalidUrl(_))
-        ));
-        assert!(matches!(
-            ws_url("http://", "lobby"),
-            Err(ConnectError::InvalidUrl(_))
-        ));
-        assert!(matches!(
-            ws_url("http://h", ""),
-            Err(ConnectError::InvalidUrl(_))
-        ));
     }
 }
