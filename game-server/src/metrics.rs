@@ -419,7 +419,7 @@ pub struct ServerCollector {
 }
 
 /// Writes one counter family: `name_total{label="value"} n` per entry.
-fn counter_family(
+pub(crate) fn counter_family(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -435,7 +435,7 @@ fn counter_family(
 }
 
 /// Writes one unlabelled metric.
-fn single(
+pub(crate) fn single(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,

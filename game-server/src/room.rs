@@ -2,10 +2,16 @@
 //! simulation and fans every frame out, encoded once per format, to the
 //! bounded outboxes of its WebSocket and polled subscribers, and once, to
 //! one shared ring, for all of its SSE spectators.
+//!
+//! A room nobody is in sleeps (see [`RoomTask::sleep`]): no tick, no
+//! timer, no per-tick buffers, its world's lookup grids put away; the
+//! first command or watcher wakes it, and it resumes on its tick grid
+//! where its tick count stopped. A room given an [`IdleClose`] leaves its
+//! registry once it has slept that long.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,7 +21,7 @@ use protocol::{
     ChatLine, Format, Hello, Input, Map, Mode, PlayerId, Role, ServerMsg, SharedFrame, Snapshot,
     TickFrame, Welcome, WorldState,
 };
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span};
 
@@ -40,7 +46,8 @@ pub struct RoomConfig {
     pub mode: Mode,
     /// Built-in map name.
     pub map_name: String,
-    pub map: Map,
+    /// Shared by every room on the same built-in map.
+    pub map: Arc<Map>,
     pub tick_rate: u32,
     pub max_players: u32,
     pub seed: u64,
@@ -65,7 +72,34 @@ pub struct RoomStats {
     pub tick: AtomicU64,
     /// Ticks that started late because the previous one overran.
     pub overruns: AtomicU64,
+    /// The room is asleep: nobody is in it, it does not tick.
+    pub asleep: AtomicBool,
 }
+
+/// How a room that nobody uses leaves its registry.
+pub struct IdleClose {
+    /// How long the room sleeps before it tries to close.
+    pub after: Duration,
+    /// Called by the room task with its config once it slept `after`:
+    /// removes the room from its registry and returns true, or returns
+    /// false when it cannot close yet (a handle to it is still out there,
+    /// so a client may be about to use it); it is asked again later.
+    pub leave: LeaveRegistry,
+}
+
+/// See [`IdleClose::leave`].
+pub type LeaveRegistry = Box<dyn Fn(&Arc<RoomConfig>) -> bool + Send + Sync>;
+
+impl std::fmt::Debug for IdleClose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdleClose")
+            .field("after", &self.after)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How soon a room that could not close yet asks again.
+const CLOSE_RETRY: Duration = Duration::from_secs(5);
 
 /// A joined subscriber: what its transport needs.
 #[derive(Debug)]
@@ -152,6 +186,8 @@ pub struct RoomHandle {
     pub metrics: Arc<Metrics>,
     /// This room's own metric handles.
     pub room_metrics: RoomMetrics,
+    /// Wakes the room task to look at who is in it (a watcher arrived).
+    wake: Arc<Notify>,
 }
 
 /// The room's task is gone (server shutting down).
@@ -167,12 +203,35 @@ impl RoomHandle {
         shutdown: watch::Receiver<bool>,
         metrics: Arc<Metrics>,
     ) -> RoomHandle {
+        Self::spawn_closable(config, shutdown, metrics, None)
+    }
+
+    /// Like [`RoomHandle::spawn`], for a room that closes once it has been
+    /// empty for `idle.after` (`None`: it never does).
+    pub fn spawn_closable(
+        config: RoomConfig,
+        shutdown: watch::Receiver<bool>,
+        metrics: Arc<Metrics>,
+        idle: Option<IdleClose>,
+    ) -> RoomHandle {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let config = Arc::new(config);
         let stats = Arc::new(RoomStats::default());
         let span = info_span!("room", id = %config.id);
         let room_metrics = metrics.room(&config.id);
-        let task = RoomTask::new(config.clone(), stats.clone(), room_metrics.clone());
+        let frames = Arc::<crate::watch::stream::FrameCache>::default();
+        let wake = Arc::new(Notify::new());
+        let task = RoomTask::new(
+            config.clone(),
+            stats.clone(),
+            room_metrics.clone(),
+            Idle {
+                wake: wake.clone(),
+                frames: frames.clone(),
+                close: idle,
+                deadline: None,
+            },
+        );
         let world = task.world_tx.subscribe();
         tokio::spawn(task.run(rx, shutdown).instrument(span));
         RoomHandle {
@@ -180,10 +239,26 @@ impl RoomHandle {
             stats,
             commands: tx,
             world,
-            frames: Arc::default(),
+            frames,
             metrics,
             room_metrics,
+            wake,
         }
+    }
+
+    /// Tells a sleeping room to look at who is in it: a transport that
+    /// counts itself in without a command (a watcher) calls this after it
+    /// counted itself.
+    pub fn wake(&self) {
+        // A stored permit if the task is busy: the wake-up is never lost.
+        self.wake.notify_one();
+    }
+
+    /// True when this is the only handle to the room left, so nobody else
+    /// can send it anything (the registry checks this, under its lock,
+    /// before it closes an idle room).
+    pub fn is_sole_handle(&self) -> bool {
+        self.commands.strong_count() == 1
     }
 
     /// The room's world after its latest tick; `changed()` fails once the
@@ -271,6 +346,17 @@ struct Sub {
     needs_keyframe: bool,
 }
 
+/// What a room needs to sleep, wake and close.
+struct Idle {
+    /// Rung by [`RoomHandle::wake`].
+    wake: Arc<Notify>,
+    /// The watch renders, emptied when the room falls asleep.
+    frames: Arc<crate::watch::stream::FrameCache>,
+    close: Option<IdleClose>,
+    /// When a sleeping room tries to close next.
+    deadline: Option<Instant>,
+}
+
 struct RoomTask {
     config: Arc<RoomConfig>,
     stats: Arc<RoomStats>,
@@ -280,8 +366,9 @@ struct RoomTask {
     prev: Arc<WorldState>,
     world_tx: watch::Sender<Arc<WorldState>>,
     sse: SseFeed,
-    /// Every SSE spectator's live ticks, sent once per tick.
-    sse_live: broadcast::Sender<SseChunk>,
+    /// Every SSE spectator's live ticks, sent once per tick; made when the
+    /// first one arrives, dropped while the room sleeps.
+    sse_live: Option<broadcast::Sender<SseChunk>>,
     players: Players,
     subs: BTreeMap<SubId, Sub>,
     next_sub: SubId,
@@ -289,10 +376,18 @@ struct RoomTask {
     /// Highest input seq queued per player for the next tick.
     pending_acks: BTreeMap<PlayerId, u64>,
     chat: Vec<ChatLine>,
+    /// Asleep: nobody is in the room (see [`RoomTask::sleep`]).
+    asleep: bool,
+    idle: Idle,
 }
 
 impl RoomTask {
-    fn new(config: Arc<RoomConfig>, stats: Arc<RoomStats>, metrics: RoomMetrics) -> Self {
+    fn new(
+        config: Arc<RoomConfig>,
+        stats: Arc<RoomStats>,
+        metrics: RoomMetrics,
+        idle: Idle,
+    ) -> Self {
         let mut sim = SimConfig::for_map(config.mode, &config.map);
         if sim.spawn_hold > 0 {
             // The hold is for people: the same 3 s at any tick rate.
@@ -306,7 +401,7 @@ impl RoomTask {
             world_tx: watch::Sender::new(prev.clone()),
             prev,
             sse: SseFeed::new(config.tick_rate, config.spectators.replay),
-            sse_live: broadcast::Sender::new(config.spectators.queue.max(1)),
+            sse_live: None,
             world,
             players: Players::new(config.max_players, grace_ticks.max(1)),
             subs: BTreeMap::new(),
@@ -314,6 +409,8 @@ impl RoomTask {
             pending: Vec::new(),
             pending_acks: BTreeMap::new(),
             chat: Vec::new(),
+            asleep: false,
+            idle,
             config,
             stats,
             metrics,
@@ -327,7 +424,37 @@ impl RoomTask {
     ) {
         let period = Duration::from_secs_f64(1.0 / self.config.tick_rate.clamp(1, 60) as f64);
         let mut next = Instant::now() + period;
+        // Nobody is in a new room yet.
+        self.sleep();
         loop {
+            if self.asleep {
+                // No timer but the idle deadline: a sleeping room costs
+                // nothing until someone comes.
+                let deadline = self.idle.deadline;
+                tokio::select! {
+                    biased;
+                    _ = crate::clock::until_shutdown(&mut shutdown) => break,
+                    cmd = commands.recv() => match cmd {
+                        Some(cmd) => {
+                            self.wake_up(&mut next, period);
+                            self.handle(cmd);
+                        }
+                        None => break,
+                    },
+                    _ = self.idle.wake.notified() => {
+                        if !self.is_empty() {
+                            self.wake_up(&mut next, period);
+                        }
+                    }
+                    _ = until(deadline) => {
+                        if self.try_close(&mut commands) {
+                            break;
+                        }
+                        self.idle.deadline = Some(Instant::now() + CLOSE_RETRY);
+                    }
+                }
+                continue;
+            }
             tokio::select! {
                 biased;
                 _ = crate::clock::until_shutdown(&mut shutdown) => break,
@@ -335,6 +462,10 @@ impl RoomTask {
                     // A span per tick (debug level: free unless asked for)
                     // times the tick for whoever subscribes to it.
                     tracing::debug_span!("tick").in_scope(|| self.tick());
+                    if self.is_empty() {
+                        self.sleep();
+                        continue;
+                    }
                     next += period;
                     // A tick that overran: count the ticks we could not start
                     // on time and keep the original phase, never bursting.
@@ -379,7 +510,7 @@ impl RoomTask {
             }
             RoomCmd::SseResync { reply } => {
                 let snapshot = self.sse.keyframe(self.world.state(), now_us());
-                let _ = reply.send((snapshot, self.sse_live.subscribe()));
+                let _ = reply.send((snapshot, self.sse_sender().subscribe()));
             }
             RoomCmd::Input { sub, input } => {
                 let Some(id) = self.subs.get(&sub).and_then(|s| s.player) else {
@@ -505,7 +636,7 @@ impl RoomTask {
             });
         // Subscribed in the same step as the preamble: the ring starts at
         // the tick after the one the preamble ends with.
-        let live = self.sse_live.subscribe();
+        let live = self.sse_sender().subscribe();
         debug!(?last_event_id, "sse spectator joined");
         Spectating { live, preamble }
     }
@@ -529,9 +660,85 @@ impl RoomTask {
         }
     }
 
+    /// The SSE ring, made if the room has none yet.
+    fn sse_sender(&mut self) -> &broadcast::Sender<SseChunk> {
+        let queue = self.config.spectators.queue.max(1);
+        self.sse_live
+            .get_or_insert_with(|| broadcast::Sender::new(queue))
+    }
+
+    /// SSE spectators reading the ring now.
+    fn sse_receivers(&self) -> usize {
+        self.sse_live
+            .as_ref()
+            .map_or(0, broadcast::Sender::receiver_count)
+    }
+
+    /// Nobody is in the room and nothing is left for the next tick to do:
+    /// no player (a dropped one waiting for its resume counts), no
+    /// subscriber of any transport, no input or chat pending.
+    fn is_empty(&self) -> bool {
+        self.players.len() == 0
+            && self.subs.is_empty()
+            && self.sse_receivers() == 0
+            && self.stats.watchers.load(Ordering::Relaxed) == 0
+            && self.pending.is_empty()
+            && self.chat.is_empty()
+    }
+
+    /// Falls asleep: the world stays as it is (it does not step while
+    /// nobody is in it), and everything kept per tick goes: the SSE ring
+    /// and replay buffer, the watch renders, the queues' capacity, the
+    /// world's lookup grids.
+    fn sleep(&mut self) {
+        self.asleep = true;
+        self.world.rest();
+        self.sse = SseFeed::new(self.config.tick_rate, self.config.spectators.replay);
+        self.sse_live = None;
+        self.subs = BTreeMap::new();
+        self.pending = Vec::new();
+        self.pending_acks = BTreeMap::new();
+        self.chat = Vec::new();
+        self.idle.frames.clear();
+        self.idle.deadline = self.idle.close.as_ref().map(|c| Instant::now() + c.after);
+        self.stats.asleep.store(true, Ordering::Relaxed);
+        debug!(tick = self.world.state().tick, "asleep");
+    }
+
+    /// Wakes from sleep: the grids come back and the next tick is the next
+    /// point of the room's tick grid, so the ticks it slept through are
+    /// neither run nor counted as overruns (no burst of catch-up ticks).
+    fn wake_up(&mut self, next: &mut Instant, period: Duration) {
+        if !self.asleep {
+            return;
+        }
+        self.asleep = false;
+        self.world.wake();
+        self.idle.deadline = None;
+        *next = next_on_grid(*next, period, Instant::now());
+        self.stats.asleep.store(false, Ordering::Relaxed);
+        debug!(tick = self.world.state().tick, "awake");
+    }
+
+    /// A room asleep for its idle time closes, if its registry lets it go
+    /// (see [`IdleClose::leave`]). Commands still queued then have nobody
+    /// waiting for them: every sender is gone.
+    fn try_close(&mut self, commands: &mut mpsc::Receiver<RoomCmd>) -> bool {
+        let Some(close) = &self.idle.close else {
+            return false;
+        };
+        if !commands.is_empty() || !(close.leave)(&self.config) {
+            return false;
+        }
+        commands.close();
+        while commands.try_recv().is_ok() {}
+        tracing::info!(tick = self.world.state().tick, "room closed: idle");
+        true
+    }
+
     fn publish_counts(&self) {
-        let spectators = self.subs.values().filter(|s| s.player.is_none()).count()
-            + self.sse_live.receiver_count();
+        let spectators =
+            self.subs.values().filter(|s| s.player.is_none()).count() + self.sse_receivers();
         self.stats
             .players
             .store(self.players.len() as u32, Ordering::Relaxed);
@@ -562,13 +769,14 @@ impl RoomTask {
             delta: state.diff(&self.prev),
             events,
         };
-        let sse_subs = self.sse_live.receiver_count() > 0;
-        if let Some(ev) = self
-            .sse
-            .tick(sse_subs, &tick, &self.chat, state, &self.prev)
-        {
+        let sse_subs = self.sse_receivers() > 0;
+        if let (Some(ev), Some(live)) = (
+            self.sse
+                .tick(sse_subs, &tick, &self.chat, state, &self.prev),
+            &self.sse_live,
+        ) {
             // No receiver left (they all went since the count): nothing to do.
-            let _ = self.sse_live.send(SseChunk {
+            let _ = live.send(SseChunk {
                 tick: tick.tick,
                 bytes: ev,
                 produced: started,
@@ -656,5 +864,48 @@ impl RoomTask {
         self.metrics
             .tick_duration
             .observe_duration(started.elapsed());
+    }
+}
+
+/// Resolves at `deadline`, or never without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The first point of the tick grid (`next`, `next + period`, ...) after
+/// `now`: where a room that slept resumes.
+fn next_on_grid(next: Instant, period: Duration, now: Instant) -> Instant {
+    if next > now {
+        return next;
+    }
+    let period_ns = period.as_nanos().max(1);
+    let behind = (now - next).as_nanos();
+    let steps = behind / period_ns + 1;
+    next + Duration::from_nanos(u64::try_from(period_ns * steps).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_room_that_slept_resumes_on_its_grid_without_catching_up() {
+        let t0 = Instant::now();
+        let p = Duration::from_millis(50);
+        // Not yet due: unchanged.
+        assert_eq!(next_on_grid(t0 + p, p, t0), t0 + p);
+        // Due exactly now: the next point, not now (no tick twice).
+        assert_eq!(next_on_grid(t0, p, t0), t0 + p);
+        // Slept 10.3 periods past the deadline: the 11th point after it.
+        let now = t0 + p * 10 + Duration::from_millis(15);
+        assert_eq!(next_on_grid(t0, p, now), t0 + p * 11);
+        // An hour at 60 Hz.
+        let p60 = Duration::from_secs(1) / 60;
+        let now = t0 + Duration::from_secs(3600) + Duration::from_micros(1);
+        let n = next_on_grid(t0, p60, now);
+        assert!(n > now && n <= now + p60, "{:?}", n - now);
     }
 }

@@ -13,7 +13,7 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::clock::now_us;
 use crate::room::RoomHandle;
-use crate::rooms::{CreateError, Rooms};
+use crate::rooms::Rooms;
 
 /// What every handler may need.
 #[derive(Clone)]
@@ -174,6 +174,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::post())
         .and(body(&state))
         .and(with_state(state.clone()))
+        .and(warp::ext::optional::<crate::accept::Peer>())
         .and_then(create_room);
     let events = warp::path!("rooms" / String / "events")
         .and(warp::get())
@@ -242,7 +243,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .unify()
 }
 
-async fn create_room(body: bytes::Bytes, s: AppState) -> Result<Response, Rejection> {
+async fn create_room(
+    body: bytes::Bytes,
+    s: AppState,
+    peer: Option<crate::accept::Peer>,
+) -> Result<Response, Rejection> {
     let req: CreateRoom = if body.iter().all(u8::is_ascii_whitespace) {
         CreateRoom::default()
     } else {
@@ -254,18 +259,11 @@ async fn create_room(body: bytes::Bytes, s: AppState) -> Result<Response, Reject
             )
         })?
     };
-    match s.rooms.create(req, None) {
+    match s.rooms.create_for_client(req, peer.map(|p| p.0.ip())) {
         Ok(info) => Ok(
             warp::reply::with_status(warp::reply::json(&info), StatusCode::CREATED).into_response(),
         ),
-        Err(e @ CreateError::Taken(_)) => {
-            Err(reject(StatusCode::CONFLICT, "room_exists", e.to_string()))
-        }
-        Err(e @ CreateError::Invalid(_)) => Err(reject(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            e.to_string(),
-        )),
+        Err(e) => Err(reject(e.status(), e.code(), e.to_string())),
     }
 }
 

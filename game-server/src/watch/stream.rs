@@ -100,6 +100,11 @@ impl FrameCache {
         bytes
     }
 
+    /// Drops every frame (the room fell asleep: nobody watches).
+    pub fn clear(&self) {
+        *self.lock() = HashMap::new();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<WatchOptions, CachedFrame>> {
         // A poisoned cache only lost a frame; the map is still valid.
         self.frames.lock().unwrap_or_else(|e| e.into_inner())
@@ -110,9 +115,12 @@ impl FrameCache {
 struct Watcher(Arc<RoomStats>);
 
 impl Watcher {
-    fn new(stats: Arc<RoomStats>) -> Watcher {
-        stats.watchers.fetch_add(1, Ordering::Relaxed);
-        Watcher(stats)
+    /// Counts the watcher in, then wakes the room if it sleeps (in that
+    /// order, so the room sees the watcher when it looks).
+    fn new(room: &RoomHandle) -> Watcher {
+        room.stats.watchers.fetch_add(1, Ordering::Relaxed);
+        room.wake();
+        Watcher(room.stats.clone())
     }
 }
 
@@ -165,7 +173,7 @@ pub fn serve(room: RoomHandle, opts: WatchOptions, shutdown: watch::Receiver<boo
             .metrics
             .conn(crate::metrics::Transport::Watch, &room.config.id),
         world: room.world(),
-        _watcher: Watcher::new(room.stats.clone()),
+        _watcher: Watcher::new(&room),
         room,
         opts,
         pace,
@@ -235,7 +243,7 @@ mod tests {
                 id: "t".into(),
                 mode: protocol::Mode::Snake,
                 map_name: "small".into(),
-                map,
+                map: map.into(),
                 tick_rate: 20,
                 max_players: 4,
                 seed: 1,
