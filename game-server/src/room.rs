@@ -221,7 +221,7 @@ impl RoomHandle {
         let room_metrics = metrics.room(&config.id);
         let frames = Arc::<crate::watch::stream::FrameCache>::default();
         let wake = Arc::new(Notify::new());
-        let task = RoomTask::new(
+        let mut task = RoomTask::new(
             config.clone(),
             stats.clone(),
             room_metrics.clone(),
@@ -232,6 +232,9 @@ impl RoomHandle {
                 deadline: None,
             },
         );
+        // Nobody is in a new room yet: it starts asleep (and says so before
+        // anyone can look).
+        task.sleep();
         let world = task.world_tx.subscribe();
         tokio::spawn(task.run(rx, shutdown).instrument(span));
         RoomHandle {
@@ -424,8 +427,6 @@ impl RoomTask {
     ) {
         let period = Duration::from_secs_f64(1.0 / self.config.tick_rate.clamp(1, 60) as f64);
         let mut next = Instant::now() + period;
-        // Nobody is in a new room yet.
-        self.sleep();
         loop {
             if self.asleep {
                 // No timer but the idle deadline: a sleeping room costs
