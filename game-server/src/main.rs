@@ -198,8 +198,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let rooms: Vec<String> = server.rooms.list().into_iter().map(|r| r.id).collect();
     println!(
-        "Rooms: {} (up to {max_rooms} open; one nobody is in closes after {idle} s, \
-         except these; see --max-rooms, --room-idle-secs).",
+        "Rooms: {}. Up to {max_rooms} rooms open (--max-rooms); one created over HTTP \
+         closes after {idle} s with nobody in it (--room-idle-secs).",
         rooms.join(", "),
     );
     println!("Join:   cargo run --release -- --server http://HOST:{port}");
