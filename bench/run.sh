@@ -123,22 +123,27 @@ slow() {
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
 
-# post_rooms N PREFIX BODY...: N POST /api/rooms on one kept-alive curl; the
-# body gets "id":"PREFIX-i" when PREFIX is not empty. Prints the status counts.
+# post_rooms N PREFIX BODY [SOURCES]: N POST /api/rooms from one curl; the
+# body gets "id":"PREFIX-i" when PREFIX is not empty; with SOURCES, request i
+# comes from 127.0.1.(i % SOURCES + 1), so many addresses. Prints the status
+# counts.
 post_rooms() {
-    local n=$1 prefix=$2 body=$3
+    local n=$1 prefix=$2 body=$3 sources=${4:-}
     for i in $(seq 1 "$n"); do
         local b=$body
         [ -n "$prefix" ] && b="{\"id\":\"$prefix-$i\",${body#\{}"
+        [ "$i" -gt 1 ] && printf 'next\n'
         printf 'url = "http://127.0.0.1:%s/api/rooms"\ndata = "%s"\n' "$PORT" "${b//\"/\\\"}"
         printf 'header = "content-type: application/json"\noutput = "/dev/null"\n'
-        printf 'write-out = "%%{http_code}\\n"\nsilent\nnext\n'
+        printf 'write-out = "%%{http_code}\\n"\nsilent\n'
+        [ -n "$sources" ] && printf 'interface = "127.0.1.%d"\n' $((i % sources + 1))
     done | curl -K - | sort | uniq -c | awk '{printf "%s x %s  ", $1, $2} END {print ""}'
 }
 
-# cost LABEL: RSS and CPU of the server over a 10 s window, as JSON too.
+# cost LABEL RSS0: RSS and CPU of the server over a 10 s window, RSS per
+# room besides the default one over RSS0 (before any), as JSON too.
 cost() {
-    local label=$1 rss0=$2 n=$3
+    local label=$1 rss0=$2
     local hz t0 t1 rss1
     hz=$(getconf CLK_TCK)
     t0=$(cpu_ticks)
@@ -147,7 +152,7 @@ cost() {
     rss1=$(rss_kib)
     local rooms
     rooms=$(curl -fs "http://127.0.0.1:$PORT/api/rooms" | grep -o '"id"' | wc -l)
-    awk -v l="$label" -v r0="$rss0" -v r1="$rss1" -v n="$n" -v c="$((t1 - t0))" -v hz="$hz" -v rooms="$rooms" 'BEGIN {
+    awk -v l="$label" -v r0="$rss0" -v r1="$rss1" -v n="$((rooms - 1))" -v c="$((t1 - t0))" -v hz="$hz" -v rooms="$rooms" 'BEGIN {
         printf "%s: %d rooms open; RSS %.1f MiB (%.1f MiB before the rooms): %.1f KiB per room; CPU over 10 s: %.1f%% of a core\n",
             l, rooms, r1 / 1024, r0 / 1024, (r1 - r0) / n, 100 * c / hz / 10
         printf "{\"label\":\"%s\",\"rooms\":%d,\"rss_kib\":%d,\"rss_before_kib\":%d,\"kib_per_room\":%.2f,\"cpu_percent\":%.2f}\n",
@@ -166,10 +171,10 @@ rooms_empty() {
     local rss0
     rss0=$(rss_kib)
     echo "creating $n rooms: $(post_rooms "$n" empty '{"tick_rate":60,"map":"big"}')"
-    cost rooms-empty-created "$rss0" "$n"
+    cost rooms-empty-created "$rss0"
     seq 1 "$n" | xargs -P 50 -I{} curl -s -o /dev/null -m 0.5 \
         "http://127.0.0.1:$PORT/rooms/empty-{}/events" || true
-    cost rooms-empty-visited "$rss0" "$n"
+    cost rooms-empty-visited "$rss0"
     stop_server
 }
 
@@ -183,10 +188,11 @@ rooms_flood() {
     local rss0 start end
     rss0=$(rss_kib)
     start=$(date +%s.%N)
-    echo "POST /api/rooms x $n: $(post_rooms "$n" "" '{"tick_rate":60,"map":"big"}')"
+    echo "POST /api/rooms x $n from 127.0.0.1: $(post_rooms "$n" "" '{"tick_rate":60,"map":"big"}')"
     end=$(date +%s.%N)
     awk -v a="$start" -v b="$end" 'BEGIN {printf "in %.1f s\n", b - a}'
-    cost rooms-flood "$rss0" "$n"
+    echo "POST /api/rooms x $n from 100 addresses (127.0.1.1-100): $(post_rooms "$n" "" '{"tick_rate":60,"map":"big"}' 100)"
+    cost rooms-flood "$rss0"
     stop_server
 }
 
