@@ -2,16 +2,19 @@
 # Runs one load scenario against a fresh release server on loopback and
 # prints the load tool's table; JSON reports go to bench/results/.
 #
-#   bench/run.sh spectators | rooms | longpoll | poll | idle | slow | all
+#   bench/run.sh spectators | rooms | longpoll | poll | idle | slow |
+#                rooms-empty | rooms-flood | all
 #
 # Environment: PORT (17900), DURATION (window per run, default per
 # scenario), SPECTATORS ("1000 5000 10000"), RAMP (connections/s, 1000),
-# OUT (bench/results). Every run is bounded: ramp + window + a few seconds.
+# OUT (bench/results), SERVER (the server binary: another build to compare),
+# EMPTY_ROOMS (1000), FLOOD (2000). Every run is bounded: ramp + window + a
+# few seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-    echo "usage: bench/run.sh spectators|rooms|longpoll|poll|idle|slow|all" >&2
+    echo "usage: bench/run.sh spectators|rooms|longpoll|poll|idle|slow|rooms-empty|rooms-flood|all" >&2
     exit 2
 }
 SCENARIO=${1:-}
@@ -23,7 +26,7 @@ RAMP=${RAMP:-1000}
 mkdir -p "$OUT"
 
 cargo build --release --locked -q -p game-server -p tickwire-load
-SERVER=./target/release/game-server
+SERVER=${SERVER:-./target/release/game-server}
 LOAD=./target/release/tickwire-load
 # Both processes may hold 10,000+ sockets; 20,000 is this machine's hard limit.
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -75,21 +78,22 @@ spectators() {
     done
 }
 
+# The load tool makes its rooms in a burst from loopback: no creation rate.
 rooms() {
-    start_server
+    start_server --room-create-rate 0
     load rooms --duration "${DURATION:-15s}" --ws 1000 --rooms 64 --room room
     stop_server
 }
 
 longpoll() {
-    start_server
+    start_server --room-create-rate 0
     load longpoll --duration "${DURATION:-15s}" --longpoll 1000 --rooms 64 --room room
     stop_server
 }
 
 poll() {
     # 200 players need 13 rooms of 16.
-    start_server
+    start_server --room-create-rate 0
     load poll --duration "${DURATION:-15s}" --poll 200 --poll-every 250ms --rooms 13 --room room
     stop_server
 }
@@ -115,6 +119,83 @@ slow() {
     stop_server
 }
 
+# The server's resident memory (KiB) and CPU time so far (clock ticks).
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+
+# post_rooms N PREFIX BODY [SOURCES]: N POST /api/rooms from one curl; the
+# body gets "id":"PREFIX-i" when PREFIX is not empty; with SOURCES, request i
+# comes from 127.0.1.(i % SOURCES + 1), so many addresses. Prints the status
+# counts.
+post_rooms() {
+    local n=$1 prefix=$2 body=$3 sources=${4:-}
+    for i in $(seq 1 "$n"); do
+        local b=$body
+        [ -n "$prefix" ] && b="{\"id\":\"$prefix-$i\",${body#\{}"
+        [ "$i" -gt 1 ] && printf 'next\n'
+        printf 'url = "http://127.0.0.1:%s/api/rooms"\ndata = "%s"\n' "$PORT" "${b//\"/\\\"}"
+        printf 'header = "content-type: application/json"\noutput = "/dev/null"\n'
+        printf 'write-out = "%%{http_code}\\n"\nsilent\n'
+        [ -n "$sources" ] && printf 'interface = "127.0.1.%d"\n' $((i % sources + 1))
+    done | curl -K - | sort | uniq -c | awk '{printf "%s x %s  ", $1, $2} END {print ""}'
+}
+
+# cost LABEL RSS0: RSS and CPU of the server over a 10 s window, RSS per
+# room besides the default one over RSS0 (before any), as JSON too.
+cost() {
+    local label=$1 rss0=$2
+    local hz t0 t1 rss1
+    hz=$(getconf CLK_TCK)
+    t0=$(cpu_ticks)
+    sleep 10
+    t1=$(cpu_ticks)
+    rss1=$(rss_kib)
+    local rooms
+    rooms=$(curl -fs "http://127.0.0.1:$PORT/api/rooms" | grep -o '"id"' | wc -l)
+    awk -v l="$label" -v r0="$rss0" -v r1="$rss1" -v n="$((rooms - 1))" -v c="$((t1 - t0))" -v hz="$hz" -v rooms="$rooms" 'BEGIN {
+        printf "%s: %d rooms open; RSS %.1f MiB (%.1f MiB before the rooms): %.1f KiB per room; CPU over 10 s: %.1f%% of a core\n",
+            l, rooms, r1 / 1024, r0 / 1024, (r1 - r0) / n, 100 * c / hz / 10
+        printf "{\"label\":\"%s\",\"rooms\":%d,\"rss_kib\":%d,\"rss_before_kib\":%d,\"kib_per_room\":%.2f,\"cpu_percent\":%.2f}\n",
+            l, rooms, r1, r0, (r1 - r0) / n, 100 * c / hz / 10 > ("'"$OUT"'/" l ".json")
+    }'
+}
+
+# What rooms nobody is in cost: EMPTY_ROOMS rooms of the big map at 60 Hz,
+# made with no limits in the way, then each woken once by a spectator that
+# stays half a second (so every room has ticked, formatted SSE and slept).
+rooms_empty() {
+    local n=${EMPTY_ROOMS:-1000}
+    machine rooms-empty
+    start_server ${ROOM_FLAGS---max-rooms $((n + 1)) --room-create-rate 0}
+    sleep 1
+    local rss0
+    rss0=$(rss_kib)
+    echo "creating $n rooms: $(post_rooms "$n" empty '{"tick_rate":60,"map":"big"}')"
+    cost rooms-empty-created "$rss0"
+    seq 1 "$n" | xargs -P 50 -I{} curl -s -o /dev/null -m 0.5 \
+        "http://127.0.0.1:$PORT/rooms/empty-{}/events" || true
+    cost rooms-empty-visited "$rss0"
+    stop_server
+}
+
+# The hostile loop of issue 18: FLOOD room creations from one address
+# against the default limits, then what the server holds.
+rooms_flood() {
+    local n=${FLOOD:-2000}
+    machine rooms-flood
+    start_server
+    sleep 1
+    local rss0 start end
+    rss0=$(rss_kib)
+    start=$(date +%s.%N)
+    echo "POST /api/rooms x $n from 127.0.0.1: $(post_rooms "$n" "" '{"tick_rate":60,"map":"big"}')"
+    end=$(date +%s.%N)
+    awk -v a="$start" -v b="$end" 'BEGIN {printf "in %.1f s\n", b - a}'
+    echo "POST /api/rooms x $n from 100 addresses (127.0.1.1-100): $(post_rooms "$n" "" '{"tick_rate":60,"map":"big"}' 100)"
+    cost rooms-flood "$rss0"
+    stop_server
+}
+
 case "$SCENARIO" in
     spectators) spectators ;;
     rooms) rooms ;;
@@ -122,6 +203,8 @@ case "$SCENARIO" in
     poll) poll ;;
     idle) idle ;;
     slow) slow ;;
+    rooms-empty) rooms_empty ;;
+    rooms-flood) rooms_flood ;;
     all)
         spectators
         rooms
@@ -129,6 +212,8 @@ case "$SCENARIO" in
         poll
         idle
         slow
+        rooms_empty
+        rooms_flood
         ;;
     *) usage ;;
 esac

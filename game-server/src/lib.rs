@@ -56,6 +56,9 @@ pub struct ServerConfig {
     pub poll_idle_timeout: Duration,
     /// Connection caps, sizes, rates and timeouts (see [`limits::Limits`]).
     pub limits: limits::Limits,
+    /// The operator's rooms besides the default one (`--room`), made at
+    /// start without cap or rate; `persistent` ones never close when idle.
+    pub rooms: Vec<protocol::api::CreateRoom>,
 }
 
 /// Default kernel send buffer per connection: dozens of ticks of even a
@@ -100,6 +103,7 @@ impl Default for ServerConfig {
             send_buffer: Some(DEFAULT_SEND_BUFFER),
             poll_idle_timeout: longpoll::IDLE_TIMEOUT,
             limits: limits::Limits::default(),
+            rooms: Vec::new(),
         }
     }
 }
@@ -208,7 +212,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         config.resume_grace,
         config.spectators.clone(),
         metrics.clone(),
+        &config.limits,
     );
+    // The default room never closes; it sleeps while nobody is in it.
     rooms
         .create(
             protocol::api::CreateRoom {
@@ -217,10 +223,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
                 map: Some(config.map.clone()),
                 tick_rate: Some(config.tick_rate),
                 max_players: Some(config.max_players),
+                persistent: true,
             },
             config.seed,
         )
         .map_err(|e| StartError::Config(e.to_string()))?;
+    for room in &config.rooms {
+        rooms
+            .create(room.clone(), None)
+            .map_err(|e| StartError::Config(format!("--room: {e}")))?;
+    }
     let listener = listen(config.bind, config.send_buffer).map_err(|source| StartError::Bind {
         addr: config.bind,
         source,

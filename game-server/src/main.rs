@@ -34,6 +34,11 @@ struct Args {
     /// Seconds a dropped player's snake waits for its owner to resume.
     #[arg(long, default_value_t = 30)]
     resume_grace_secs: u64,
+    /// Another room, made at start and persistent (never closed for being
+    /// idle): the fields of a POST /api/rooms body as key=value pairs, e.g.
+    /// `--room id=duel,mode=tron,map=maze,tick_rate=30`. Repeatable.
+    #[arg(long = "room", value_name = "SPEC", value_parser = game_server::rooms::spec::parse)]
+    rooms: Vec<protocol::api::CreateRoom>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -95,6 +100,18 @@ struct LimitArgs {
     /// Seconds a graceful shutdown (SIGTERM, Ctrl-C) may take before connections are dropped.
     #[arg(long, env = "TICKWIRE_SHUTDOWN_GRACE_SECS", default_value = "5", value_parser = secs)]
     shutdown_grace_secs: Duration,
+    /// Rooms open at once, the default room included (POST /api/rooms gets 503 beyond).
+    #[arg(long, env = "TICKWIRE_MAX_ROOMS", default_value_t = game_server::limits::DEFAULT_MAX_ROOMS)]
+    max_rooms: usize,
+    /// Rooms one address may create per minute, sustained (429 beyond); 0: no limit.
+    #[arg(long, env = "TICKWIRE_ROOM_CREATE_RATE", default_value_t = game_server::limits::DEFAULT_ROOM_CREATE_RATE)]
+    room_create_rate: f64,
+    /// Rooms one address may create at once before the rate applies.
+    #[arg(long, env = "TICKWIRE_ROOM_CREATE_BURST", default_value_t = game_server::limits::DEFAULT_ROOM_CREATE_BURST)]
+    room_create_burst: f64,
+    /// Seconds a room with nobody in it stays open before it closes (not the default room or --room rooms).
+    #[arg(long, env = "TICKWIRE_ROOM_IDLE_SECS", default_value = "300", value_parser = secs)]
+    room_idle_secs: Duration,
 }
 
 impl LimitArgs {
@@ -115,6 +132,10 @@ impl LimitArgs {
             ws_ping_interval: self.ws_ping_secs,
             ws_idle_timeout: self.ws_idle_timeout_secs,
             shutdown_grace: self.shutdown_grace_secs,
+            max_rooms: self.max_rooms,
+            room_create_rate: self.room_create_rate,
+            room_create_burst: self.room_create_burst,
+            room_idle: self.room_idle_secs,
         }
     }
 }
@@ -131,6 +152,10 @@ fn secs(s: &str) -> Result<Duration, String> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     game_server::logging::init();
+    let (max_rooms, idle) = (
+        args.limits.max_rooms,
+        args.limits.room_idle_secs.as_secs_f64(),
+    );
     let server = start(ServerConfig {
         bind: args.bind,
         tick_rate: args.tick_rate,
@@ -142,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
         poll_idle_timeout: args.limits.poll_idle_secs,
         send_buffer: (args.limits.send_buffer_bytes > 0).then_some(args.limits.send_buffer_bytes),
         limits: args.limits.limits(),
+        rooms: args.rooms,
         ..ServerConfig::default()
     })
     .await
@@ -170,6 +196,12 @@ async fn main() -> anyhow::Result<()> {
         ),
         None => println!("Accepting up to {max} connections at once (see --max-connections)."),
     }
+    let rooms: Vec<String> = server.rooms.list().into_iter().map(|r| r.id).collect();
+    println!(
+        "Rooms: {}. Up to {max_rooms} rooms open (--max-rooms); one created over HTTP \
+         closes after {idle} s with nobody in it (--room-idle-secs).",
+        rooms.join(", "),
+    );
     println!("Join:   cargo run --release -- --server http://HOST:{port}");
     println!("Rooms:  curl http://HOST:{port}/api/rooms");
     println!("Ctrl-C stops the server.");

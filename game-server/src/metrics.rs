@@ -437,7 +437,7 @@ pub trait ServerGauges: std::fmt::Debug + Send + Sync + 'static {
 }
 
 /// Writes one counter family: `name_total{label="value"} n` per entry.
-fn counter_family(
+pub(crate) fn counter_family(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -453,7 +453,7 @@ fn counter_family(
 }
 
 /// Writes one unlabelled metric.
-fn single(
+pub(crate) fn single(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,

@@ -3,13 +3,25 @@
 //! bounded outboxes of its WebSocket and polled subscribers, and once, to
 //! one shared ring, for all of its SSE spectators.
 //!
+//! A room nobody is in sleeps (see [`RoomTask::sleep`]): no tick, no
+//! timer, no per-tick buffers, its world's lookup grids put away; the
+//! first command or watcher wakes it, and it resumes on its tick grid
+//! where its tick count stopped. A room given an [`IdleClose`] leaves its
+//! registry once it has slept that long. The sleeping, waking and closing
+//! live in [`idle`].
+//!
 //! Over 400 lines on purpose: the task's state and its tick are one struct
 //! whose methods read best together; the SSE formatting is in `sse::feed`,
 //! the players in `session`, the rules in `sim`.
 
+mod idle;
+
+use idle::{CLOSE_RETRY, until};
+pub use idle::{IdleClose, LeaveRegistry};
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,7 +31,7 @@ use protocol::{
     ChatLine, Format, Hello, Input, Map, Mode, PlayerId, Role, ServerMsg, SharedFrame, Snapshot,
     TickFrame, Welcome, WorldState,
 };
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span};
 
@@ -45,7 +57,8 @@ pub struct RoomConfig {
     pub mode: Mode,
     /// Built-in map name.
     pub map_name: String,
-    pub map: Map,
+    /// Shared by every room on the same built-in map.
+    pub map: Arc<Map>,
     pub tick_rate: u32,
     pub max_players: u32,
     pub seed: u64,
@@ -65,6 +78,8 @@ pub struct RoomStats {
     /// `curl` watchers (kept by the watch transport).
     pub watchers: AtomicU32,
     pub tick: AtomicU64,
+    /// The room is asleep: nobody is in it, it does not tick.
+    pub asleep: AtomicBool,
 }
 
 /// A joined subscriber: what its transport needs.
@@ -127,6 +142,8 @@ pub struct RoomHandle {
     pub metrics: Arc<Metrics>,
     /// This room's own metric handles.
     pub room_metrics: RoomMetrics,
+    /// Wakes the room task to look at who is in it (a watcher arrived).
+    wake: Arc<Notify>,
 }
 
 /// The room's task is gone (server shutting down).
@@ -142,12 +159,38 @@ impl RoomHandle {
         shutdown: watch::Receiver<bool>,
         metrics: Arc<Metrics>,
     ) -> RoomHandle {
+        Self::spawn_closable(config, shutdown, metrics, None)
+    }
+
+    /// Like [`RoomHandle::spawn`], for a room that closes once it has been
+    /// empty for `idle.after` (`None`: it never does).
+    pub fn spawn_closable(
+        config: RoomConfig,
+        shutdown: watch::Receiver<bool>,
+        metrics: Arc<Metrics>,
+        idle: Option<IdleClose>,
+    ) -> RoomHandle {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let config = Arc::new(config);
         let stats = Arc::new(RoomStats::default());
         let span = info_span!("room", id = %config.id);
         let room_metrics = metrics.room(&config.id);
-        let task = RoomTask::new(config.clone(), stats.clone(), room_metrics.clone());
+        let frames = Arc::<crate::watch::stream::FrameCache>::default();
+        let wake = Arc::new(Notify::new());
+        let mut task = RoomTask::new(
+            config.clone(),
+            stats.clone(),
+            room_metrics.clone(),
+            Idle {
+                wake: wake.clone(),
+                frames: frames.clone(),
+                close: idle,
+                deadline: None,
+            },
+        );
+        // Nobody is in a new room yet: it starts asleep (and says so before
+        // anyone can look).
+        task.sleep();
         let world = task.world_tx.subscribe();
         tokio::spawn(task.run(rx, shutdown).instrument(span));
         RoomHandle {
@@ -155,10 +198,26 @@ impl RoomHandle {
             stats,
             commands: tx,
             world,
-            frames: Arc::default(),
+            frames,
             metrics,
             room_metrics,
+            wake,
         }
+    }
+
+    /// Tells a sleeping room to look at who is in it: a transport that
+    /// counts itself in without a command (a watcher) calls this after it
+    /// counted itself.
+    pub fn wake(&self) {
+        // A stored permit if the task is busy: the wake-up is never lost.
+        self.wake.notify_one();
+    }
+
+    /// True when this is the only handle to the room left, so nobody else
+    /// can send it anything (the registry checks this, under its lock,
+    /// before it closes an idle room).
+    pub fn is_sole_handle(&self) -> bool {
+        self.commands.strong_count() == 1
     }
 
     /// The room's world after its latest tick; `changed()` fails once the
@@ -246,6 +305,17 @@ struct Sub {
     needs_keyframe: bool,
 }
 
+/// What a room needs to sleep, wake and close.
+struct Idle {
+    /// Rung by [`RoomHandle::wake`].
+    wake: Arc<Notify>,
+    /// The watch renders, emptied when the room falls asleep.
+    frames: Arc<crate::watch::stream::FrameCache>,
+    close: Option<IdleClose>,
+    /// When a sleeping room tries to close next.
+    deadline: Option<Instant>,
+}
+
 struct RoomTask {
     config: Arc<RoomConfig>,
     stats: Arc<RoomStats>,
@@ -255,8 +325,9 @@ struct RoomTask {
     prev: Arc<WorldState>,
     world_tx: watch::Sender<Arc<WorldState>>,
     sse: SseFeed,
-    /// Every SSE spectator's live ticks, sent once per tick.
-    sse_live: broadcast::Sender<SseChunk>,
+    /// Every SSE spectator's live ticks, sent once per tick; made when the
+    /// first one arrives, dropped while the room sleeps.
+    sse_live: Option<broadcast::Sender<SseChunk>>,
     players: Players,
     subs: BTreeMap<SubId, Sub>,
     next_sub: SubId,
@@ -264,10 +335,18 @@ struct RoomTask {
     /// Highest input seq queued per player for the next tick.
     pending_acks: BTreeMap<PlayerId, u64>,
     chat: Vec<ChatLine>,
+    /// Asleep: nobody is in the room (see [`RoomTask::sleep`]).
+    asleep: bool,
+    idle: Idle,
 }
 
 impl RoomTask {
-    fn new(config: Arc<RoomConfig>, stats: Arc<RoomStats>, metrics: RoomMetrics) -> Self {
+    fn new(
+        config: Arc<RoomConfig>,
+        stats: Arc<RoomStats>,
+        metrics: RoomMetrics,
+        idle: Idle,
+    ) -> Self {
         let mut sim = SimConfig::for_map(config.mode, &config.map);
         if sim.spawn_hold > 0 {
             // The hold is for people: the same 3 s at any tick rate.
@@ -281,7 +360,7 @@ impl RoomTask {
             world_tx: watch::Sender::new(prev.clone()),
             prev,
             sse: SseFeed::new(config.tick_rate, config.spectators.replay),
-            sse_live: broadcast::Sender::new(config.spectators.queue.max(1)),
+            sse_live: None,
             world,
             players: Players::new(config.max_players, grace_ticks.max(1)),
             subs: BTreeMap::new(),
@@ -289,6 +368,8 @@ impl RoomTask {
             pending: Vec::new(),
             pending_acks: BTreeMap::new(),
             chat: Vec::new(),
+            asleep: false,
+            idle,
             config,
             stats,
             metrics,
@@ -303,6 +384,34 @@ impl RoomTask {
         let period = Duration::from_secs_f64(1.0 / self.config.tick_rate.clamp(1, 60) as f64);
         let mut next = Instant::now() + period;
         loop {
+            if self.asleep {
+                // No timer but the idle deadline: a sleeping room costs
+                // nothing until someone comes.
+                let deadline = self.idle.deadline;
+                tokio::select! {
+                    biased;
+                    _ = crate::clock::until_shutdown(&mut shutdown) => break,
+                    cmd = commands.recv() => match cmd {
+                        Some(cmd) => {
+                            self.wake_up(&mut next, period);
+                            self.handle(cmd);
+                        }
+                        None => break,
+                    },
+                    _ = self.idle.wake.notified() => {
+                        if !self.is_empty() {
+                            self.wake_up(&mut next, period);
+                        }
+                    }
+                    _ = until(deadline) => {
+                        if self.try_close(&mut commands) {
+                            break;
+                        }
+                        self.idle.deadline = Some(Instant::now() + CLOSE_RETRY);
+                    }
+                }
+                continue;
+            }
             tokio::select! {
                 biased;
                 _ = crate::clock::until_shutdown(&mut shutdown) => break,
@@ -310,6 +419,10 @@ impl RoomTask {
                     // A span per tick (debug level: free unless asked for)
                     // times the tick for whoever subscribes to it.
                     tracing::debug_span!("tick").in_scope(|| self.tick());
+                    if self.is_empty() {
+                        self.sleep();
+                        continue;
+                    }
                     next += period;
                     // A tick that overran: count the ticks we could not start
                     // on time and keep the original phase, never bursting.
@@ -353,7 +466,7 @@ impl RoomTask {
             }
             RoomCmd::SseResync { reply } => {
                 let snapshot = self.sse.keyframe(self.world.state(), now_us());
-                let _ = reply.send((snapshot, self.sse_live.subscribe()));
+                let _ = reply.send((snapshot, self.sse_sender().subscribe()));
             }
             RoomCmd::Input { sub, input } => {
                 let Some(id) = self.subs.get(&sub).and_then(|s| s.player) else {
@@ -479,7 +592,7 @@ impl RoomTask {
             });
         // Subscribed in the same step as the preamble: the ring starts at
         // the tick after the one the preamble ends with.
-        let live = self.sse_live.subscribe();
+        let live = self.sse_sender().subscribe();
         debug!(?last_event_id, "sse spectator joined");
         Spectating { live, preamble }
     }
@@ -503,9 +616,23 @@ impl RoomTask {
         }
     }
 
+    /// The SSE ring, made if the room has none yet.
+    fn sse_sender(&mut self) -> &broadcast::Sender<SseChunk> {
+        let queue = self.config.spectators.queue.max(1);
+        self.sse_live
+            .get_or_insert_with(|| broadcast::Sender::new(queue))
+    }
+
+    /// SSE spectators reading the ring now.
+    fn sse_receivers(&self) -> usize {
+        self.sse_live
+            .as_ref()
+            .map_or(0, broadcast::Sender::receiver_count)
+    }
+
     fn publish_counts(&self) {
-        let spectators = self.subs.values().filter(|s| s.player.is_none()).count()
-            + self.sse_live.receiver_count();
+        let spectators =
+            self.subs.values().filter(|s| s.player.is_none()).count() + self.sse_receivers();
         self.stats
             .players
             .store(self.players.len() as u32, Ordering::Relaxed);
@@ -536,13 +663,14 @@ impl RoomTask {
             delta: state.diff(&self.prev),
             events,
         };
-        let sse_subs = self.sse_live.receiver_count() > 0;
-        if let Some(ev) = self
-            .sse
-            .tick(sse_subs, &tick, &self.chat, state, &self.prev)
-        {
+        let sse_subs = self.sse_receivers() > 0;
+        if let (Some(ev), Some(live)) = (
+            self.sse
+                .tick(sse_subs, &tick, &self.chat, state, &self.prev),
+            &self.sse_live,
+        ) {
             // No receiver left (they all went since the count): nothing to do.
-            let _ = self.sse_live.send(SseChunk {
+            let _ = live.send(SseChunk {
                 tick: tick.tick,
                 bytes: ev,
                 produced: started,

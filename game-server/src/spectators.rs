@@ -48,4 +48,8 @@ impl WatchedRoom for RoomHandle {
     fn watchers(&self) -> &AtomicU32 {
         &self.stats.watchers
     }
+
+    fn wake(&self) {
+        RoomHandle::wake(self)
+    }
 }

@@ -32,6 +32,10 @@ pub struct CreateRoom {
     pub tick_rate: Option<u32>,
     #[serde(default)]
     pub max_players: Option<u32>,
+    /// A room that never closes for being idle. Only the server's operator
+    /// makes one (`game-server --room`); over HTTP it is `403 forbidden`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub persistent: bool,
 }
 
 /// Answer of `GET /api/time`.

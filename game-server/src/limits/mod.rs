@@ -3,14 +3,17 @@
 //! lists them with what a client sees when it hits one.
 //!
 //! [`throttle`] is the sans-IO rate limiter the transports run per session;
+//! [`creation`] the per-address room creation rate the registry runs;
 //! [`counters`] counts every time a limit bit, for operators.
 
 pub mod counters;
+pub mod creation;
 pub mod throttle;
 
 use std::time::Duration;
 
 pub use counters::Counters;
+pub use creation::CreationRate;
 pub use throttle::{Throttle, Verdict};
 
 /// The limits of one server.
@@ -64,12 +67,36 @@ pub struct Limits {
     /// How long a graceful shutdown may take before the connections still
     /// open are dropped.
     pub shutdown_grace: Duration,
+    /// Rooms open at once, the default room and the operator's included;
+    /// beyond it `POST /api/rooms` gets `503 too_many_rooms`. The
+    /// operator's own rooms (the default room, `--room`) are always made.
+    pub max_rooms: usize,
+    /// Rooms one address may create per minute over `POST /api/rooms`,
+    /// sustained (every address, loopback included; IPv6 by /64); beyond
+    /// it `429 room_create_rate`. 0 turns the limit off.
+    pub room_create_rate: f64,
+    /// Rooms one address may create at once before the rate applies.
+    pub room_create_burst: f64,
+    /// A room with no players and no spectators for this long closes and
+    /// leaves `/api/rooms`; the default room and the operator's
+    /// persistent rooms never do.
+    pub room_idle: Duration,
 }
 
 /// Default cap on open connections (before the open-file limit lowers it).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// Default cap on open connections per IP address.
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 128;
+/// Default cap on rooms open at once. An empty room costs a few KiB and
+/// no CPU (it sleeps), so the cap is about what busy rooms cost: each
+/// ticks, and 256 busy rooms at 60 Hz are more than two cores can run.
+pub const DEFAULT_MAX_ROOMS: usize = 256;
+/// Default rooms per minute per address (sustained).
+pub const DEFAULT_ROOM_CREATE_RATE: f64 = 6.0;
+/// Default rooms per address at once.
+pub const DEFAULT_ROOM_CREATE_BURST: f64 = 5.0;
+/// Default time an empty room waits before it closes.
+pub const DEFAULT_ROOM_IDLE: Duration = Duration::from_secs(300);
 
 impl Default for Limits {
     fn default() -> Self {
@@ -93,6 +120,10 @@ impl Default for Limits {
             ws_ping_interval: Duration::from_secs(5),
             ws_idle_timeout: Duration::from_secs(15),
             shutdown_grace: Duration::from_secs(5),
+            max_rooms: DEFAULT_MAX_ROOMS,
+            room_create_rate: DEFAULT_ROOM_CREATE_RATE,
+            room_create_burst: DEFAULT_ROOM_CREATE_BURST,
+            room_idle: DEFAULT_ROOM_IDLE,
         }
     }
 }
@@ -102,6 +133,9 @@ impl Limits {
     pub fn validate(&self) -> Result<(), String> {
         if self.max_connections == 0 {
             return Err("max_connections must be at least 1".into());
+        }
+        if self.max_rooms == 0 {
+            return Err("max_rooms must be at least 1 (the default room)".into());
         }
         if self.ws_max_message < 256 {
             return Err("ws_max_message must be at least 256 bytes (a hello must fit)".into());
@@ -114,6 +148,8 @@ impl Limits {
             ("input_burst", self.input_burst),
             ("chat_rate", self.chat_rate),
             ("chat_burst", self.chat_burst),
+            ("room_create_rate", self.room_create_rate),
+            ("room_create_burst", self.room_create_burst),
         ] {
             if !v.is_finite() || v < 0.0 {
                 return Err(format!("{name} must be a number >= 0, got {v}"));
@@ -125,12 +161,16 @@ impl Limits {
         if self.chat_rate > 0.0 && self.chat_burst < 1.0 {
             return Err("chat_burst must be at least 1".into());
         }
+        if self.room_create_rate > 0.0 && self.room_create_burst < 1.0 {
+            return Err("room_create_burst must be at least 1".into());
+        }
         for (name, d) in [
             ("request_timeout", self.request_timeout),
             ("write_stall_timeout", self.write_stall_timeout),
             ("ws_hello_timeout", self.ws_hello_timeout),
             ("ws_ping_interval", self.ws_ping_interval),
             ("ws_idle_timeout", self.ws_idle_timeout),
+            ("room_idle", self.room_idle),
         ] {
             if d.is_zero() {
                 return Err(format!("{name} must be longer than 0"));
@@ -151,6 +191,11 @@ impl Limits {
     /// A fresh input throttle for a session starting at `now`.
     pub fn input_throttle(&self, now: tokio::time::Instant) -> Throttle {
         Throttle::new(self.input_rate, self.input_burst, now.into_std())
+    }
+
+    /// The room creation rate this server runs, empty.
+    pub fn creation_rate(&self) -> CreationRate {
+        CreationRate::new(self.room_create_rate / 60.0, self.room_create_burst)
     }
 
     /// A fresh chat throttle for a session starting at `now`.
@@ -181,5 +226,20 @@ mod tests {
             ..Limits::default()
         };
         assert!(bad.validate().unwrap_err().contains("ws_max_message"));
+        let bad = Limits {
+            max_rooms: 0,
+            ..Limits::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("max_rooms"));
+        let bad = Limits {
+            room_create_burst: 0.5,
+            ..Limits::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("room_create_burst"));
+        let bad = Limits {
+            room_idle: Duration::ZERO,
+            ..Limits::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("room_idle"));
     }
 }

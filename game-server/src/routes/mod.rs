@@ -22,7 +22,7 @@ use crate::http::{ApiReject, error_reply, reject};
 use crate::longpoll::PollContext;
 use crate::metrics::Transport;
 use crate::room::RoomHandle;
-use crate::rooms::{CreateError, Rooms};
+use crate::rooms::Rooms;
 
 /// What every handler may need.
 #[derive(Clone)]
@@ -122,6 +122,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
             state.counters.clone(),
         ))
         .and(with_state(state.clone()))
+        .and(warp::ext::optional::<crate::accept::Peer>())
         .and_then(create_room);
     let events = warp::path!("rooms" / String / "events")
         .and(warp::get())
@@ -201,7 +202,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .unify()
 }
 
-async fn create_room(body: bytes::Bytes, s: AppState) -> Result<Response, Rejection> {
+async fn create_room(
+    body: bytes::Bytes,
+    s: AppState,
+    peer: Option<crate::accept::Peer>,
+) -> Result<Response, Rejection> {
     let req: CreateRoom = if body.iter().all(u8::is_ascii_whitespace) {
         CreateRoom::default()
     } else {
@@ -213,18 +218,11 @@ async fn create_room(body: bytes::Bytes, s: AppState) -> Result<Response, Reject
             )
         })?
     };
-    match s.rooms.create(req, None) {
+    match s.rooms.create_for_client(req, peer.map(|p| p.0.ip())) {
         Ok(info) => Ok(
             warp::reply::with_status(warp::reply::json(&info), StatusCode::CREATED).into_response(),
         ),
-        Err(e @ CreateError::Taken(_)) => {
-            Err(reject(StatusCode::CONFLICT, "room_exists", e.to_string()))
-        }
-        Err(e @ CreateError::Invalid(_)) => Err(reject(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            e.to_string(),
-        )),
+        Err(e) => Err(reject(e.status(), e.code(), e.to_string())),
     }
 }
 

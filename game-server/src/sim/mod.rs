@@ -8,11 +8,14 @@
 //! [`rules`] moves snakes and resolves collisions, [`spawn`] places snakes
 //! and food, [`rng`] is the seeded PRNG.
 
+mod dormant;
 mod rng;
 mod rules;
 mod spawn;
 #[cfg(test)]
 mod tests;
+
+use std::sync::Arc;
 
 use protocol::{Dir, GameEvent, Map, Mode, PlayerId, Pos, Score, SnakeState, WorldState};
 
@@ -101,7 +104,8 @@ struct Pilot {
 /// A deterministic world.
 #[derive(Clone, Debug)]
 pub struct World {
-    map: Map,
+    /// Shared: every room on a built-in map holds the same one.
+    map: Arc<Map>,
     cfg: SimConfig,
     state: WorldState,
     rng: SplitMix64,
@@ -122,7 +126,8 @@ pub struct World {
 
 impl World {
     /// A new, empty world on `map`.
-    pub fn new(map: Map, config: SimConfig, seed: u64) -> World {
+    pub fn new(map: impl Into<Arc<Map>>, config: SimConfig, seed: u64) -> World {
+        let map = map.into();
         let area = map.area();
         let mut walls = vec![true; area];
         let mut floor = Vec::new();

@@ -32,6 +32,8 @@ pub trait WatchedRoom: Clone + Send + Sync + 'static {
     fn frames(&self) -> &FrameCache;
     /// The room's count of watchers, kept by the watchers themselves.
     fn watchers(&self) -> &AtomicU32;
+    /// Wakes the room if it sleeps (a watcher sends it no command).
+    fn wake(&self);
 }
 
 /// Most frames a watcher gets per second.
@@ -118,6 +120,11 @@ impl FrameCache {
         bytes
     }
 
+    /// Drops every frame (the room fell asleep: nobody watches).
+    pub fn clear(&self) {
+        *self.lock() = HashMap::new();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<WatchOptions, CachedFrame>> {
         // A poisoned cache only lost a frame; the map is still valid.
         self.frames.lock().unwrap_or_else(|e| e.into_inner())
@@ -128,8 +135,11 @@ impl FrameCache {
 struct Watcher<R: WatchedRoom>(R);
 
 impl<R: WatchedRoom> Watcher<R> {
+    /// Counts the watcher in, then wakes the room if it sleeps (in that
+    /// order, so the room sees the watcher when it looks).
     fn new(room: R) -> Watcher<R> {
         room.watchers().fetch_add(1, Ordering::Relaxed);
+        room.wake();
         Watcher(room)
     }
 }
@@ -256,7 +266,7 @@ mod tests {
                 id: "t".into(),
                 mode: protocol::Mode::Snake,
                 map_name: "small".into(),
-                map,
+                map: map.into(),
                 tick_rate: 20,
                 max_players: 4,
                 seed: 1,

@@ -251,6 +251,7 @@ impl App {
                         map: Some(MAPS[form.map % MAPS.len()].to_string()),
                         tick_rate: None,
                         max_players: None,
+                        persistent: false,
                     }));
                 }
                 KeyCode::Tab => {
