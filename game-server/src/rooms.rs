@@ -114,6 +114,15 @@ impl Rooms {
             )));
         }
         let mode = req.mode.or(map.mode).unwrap_or(Mode::Snake);
+        let speed = req
+            .speed
+            .unwrap_or_else(|| crate::sim::pace::default_speed(mode));
+        if !(1..=crate::sim::pace::MAX_SPEED).contains(&speed) {
+            return Err(CreateError::Invalid(format!(
+                "speed must be 1 to {} cells per second, got {speed}",
+                crate::sim::pace::MAX_SPEED
+            )));
+        }
         let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
         if rooms.contains_key(&id) {
             return Err(CreateError::Taken(id));
@@ -125,6 +134,7 @@ impl Rooms {
                 map_name,
                 map,
                 tick_rate,
+                speed,
                 max_players,
                 seed: seed.unwrap_or_else(rand::random),
                 resume_grace: self.resume_grace,

@@ -15,6 +15,9 @@ pub struct RoomInfo {
     pub spectators: u32,
     pub max_players: u32,
     pub tick_rate: u32,
+    /// Cells per second a snake moves (boosting: twice that).
+    #[serde(default)]
+    pub speed: u32,
     pub tick: u64,
 }
 
@@ -32,6 +35,9 @@ pub struct CreateRoom {
     pub tick_rate: Option<u32>,
     #[serde(default)]
     pub max_players: Option<u32>,
+    /// Cells per second a snake moves (1 to 30); default: the mode's.
+    #[serde(default)]
+    pub speed: Option<u32>,
 }
 
 /// Answer of `GET /api/time`.

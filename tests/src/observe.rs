@@ -174,6 +174,7 @@ fn serve_child(config: ChildConfig) {
                         map: Some(config.map.clone()),
                         tick_rate: Some(config.tick_rate),
                         max_players: Some(config.max_players),
+                        speed: None,
                     },
                     None,
                 )

@@ -3,13 +3,15 @@
 //! figures headless reports show. A bot can also report live (its lag and
 //! its state) to a screen: the compare view's observers are bots.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use protocol::{Format, PlayerId, Role, Score, ServerMsg};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::reaction::Reaction;
+use super::start::{SpawnWatch, start_dir};
 use super::{BotKind, BotMix};
 use crate::client::{self, ClientConfig, ClientEvent, ClosedReason};
 use crate::lag::{LagSnapshot, LagSummary};
@@ -27,6 +29,9 @@ pub struct BotConfig {
     pub kind: BotKind,
     /// Seed of its brain.
     pub seed: u64,
+    /// Its reaction time: it acts on the world it received this long ago
+    /// (zero: on every frame as it arrives).
+    pub reaction: Duration,
     /// Where to report live, under which index (see [`BotUpdate`]).
     pub live: Option<(usize, mpsc::Sender<BotUpdate>)>,
 }
@@ -88,6 +93,7 @@ impl BotConfig {
                     client,
                     kind: mix.kind(i as usize),
                     seed: seed.wrapping_add(u64::from(i)),
+                    reaction: Duration::ZERO,
                     live: None,
                 }
             })
@@ -170,6 +176,10 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
     let (handle, mut events) = client::spawn(config.client);
     let mut brain = config.kind.brain(config.seed);
     let mut view: Option<GameView> = None;
+    // What the brain acts on: the view as it was `reaction` ago.
+    let mut eye = Reaction::new(config.reaction);
+    let mut seen: Option<GameView> = None;
+    let mut spawn = SpawnWatch::default();
     let mut stopping = false;
     loop {
         let ev = tokio::select! {
@@ -220,6 +230,8 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
                     }
                     None => view = Some(GameView::new(&w)),
                 }
+                eye.clear();
+                seen = None;
                 stats.connected = true;
                 stats.player_id = w.player_id;
                 stats.name = w.name.clone();
@@ -235,8 +247,21 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
                         if let Some(me) = v.my_snake() {
                             stats.score = me.score;
                         }
-                        if !stopping && let Some(dir) = brain.decide(v) {
-                            handle.steer(dir);
+                        if !stopping {
+                            // Received now: the client's receive time.
+                            let now = Instant::now();
+                            let delayed = if eye.delay().is_zero() {
+                                Some(&*v)
+                            } else if let Some(w) = v.world.as_ref().and_then(|w| eye.handle_world(now, w)) {
+                                let s = seen.get_or_insert_with(|| v.clone());
+                                s.world = Some(w);
+                                Some(&*s)
+                            } else {
+                                None
+                            };
+                            if let Some(eyes) = delayed {
+                                act(&mut *brain, &mut spawn, eyes, &handle);
+                            }
                         }
                     }
                     Handled::NeedKeyframe(e) => {
@@ -269,6 +294,31 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
     stats.deaths = stats.score.deaths;
     stats.best = stats.score.best;
     stats
+}
+
+/// One decision on the world the bot sees: steer where its brain says,
+/// and start its snake when it waits at its spawn point or is parked (a
+/// bot never keeps the others waiting).
+fn act(
+    brain: &mut (dyn super::Brain + Send),
+    spawn: &mut SpawnWatch,
+    eyes: &GameView,
+    handle: &client::ClientHandle,
+) {
+    let me = eyes.my_snake();
+    spawn.observe(eyes.mode, me);
+    let want = brain.decide(eyes);
+    match me {
+        Some(s) if spawn.needs_start() => {
+            handle.steer(start_dir(s.dir, want));
+            spawn.started();
+        }
+        _ => {
+            if let Some(dir) = want {
+                handle.steer(dir);
+            }
+        }
+    }
 }
 
 /// Tells the live screen, if any, where the bot stands (never waits).

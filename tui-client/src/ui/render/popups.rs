@@ -160,6 +160,48 @@ pub fn death(app: &App, area: Rect, buf: &mut Buffer) {
     );
 }
 
+/// The first screen of a fresh snake: it waits for a key, and how to play.
+pub fn how_to_play(app: &App, area: Rect, buf: &mut Buffer) {
+    let theme = &app.theme;
+    let g = &theme.glyphs;
+    let lines = vec![
+        Line::styled("steer to start: arrows, WASD or hjkl", theme.accent()).centered(),
+        Line::from(vec![
+            Span::raw("eat "),
+            Span::styled(g.food, theme.food()),
+            Span::raw(" to grow; walls, bodies and heads kill; space boosts; ? help"),
+        ])
+        .centered(),
+    ];
+    let top = Rect {
+        height: 6.min(area.height),
+        ..area
+    };
+    message_box(app, top, Span::raw(""), lines, 58, buf);
+}
+
+/// Our snake waited at its spawn point without a key and was taken off
+/// the arena; a key brings it back.
+pub fn parked(app: &App, area: Rect, buf: &mut Buffer) {
+    let theme = &app.theme;
+    let lines = vec![
+        Line::raw("Your snake waited for you and was parked.").centered(),
+        Line::styled("press an arrow key (WASD, hjkl) to play", theme.accent()).centered(),
+    ];
+    let top = Rect {
+        height: 6.min(area.height),
+        ..area
+    };
+    message_box(
+        app,
+        top,
+        Span::styled(" Parked ", theme.warn()),
+        lines,
+        46,
+        buf,
+    );
+}
+
 /// A one-box banner at the top of `area`.
 pub fn banner(app: &App, area: Rect, text: String, style: Style, buf: &mut Buffer) {
     let w = (text.chars().count() as u16 + 4).min(area.width);

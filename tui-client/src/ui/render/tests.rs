@@ -39,6 +39,7 @@ fn welcome(me: Option<u32>, map: &str) -> Welcome {
         room: "lobby".into(),
         mode: Mode::Snake,
         tick_rate: 20,
+        speed: 10,
         map: protocol::map::builtin(map).expect("built-in map"),
         resumed: false,
         name: "alice".into(),
@@ -139,6 +140,7 @@ fn game(me: Option<u32>, colors: ColorMode, ascii: bool) -> App {
         spectators: 2,
         max_players: 16,
         tick_rate: 20,
+        speed: 10,
         tick: 1234,
     });
     app
@@ -311,6 +313,7 @@ fn rooms() -> Vec<RoomInfo> {
             spectators: 1,
             max_players: 16,
             tick_rate: 20,
+            speed: 10,
             tick: 100,
         },
         RoomInfo {
@@ -321,6 +324,7 @@ fn rooms() -> Vec<RoomInfo> {
             spectators: 0,
             max_players: 2,
             tick_rate: 30,
+            speed: 10,
             tick: 5,
         },
     ]
@@ -354,6 +358,7 @@ fn lobby_create_form() {
         id: "party".into(),
         mode: Mode::Tron,
         map: 2,
+        speed: None,
     });
     insta::assert_snapshot!(screen(&app, 80, 24));
 }
