@@ -169,15 +169,16 @@ pub fn how_to_play(app: &App, area: Rect, buf: &mut Buffer) {
         Line::from(vec![
             Span::raw("eat "),
             Span::styled(g.food, theme.food()),
-            Span::raw(" to grow; walls, bodies and heads kill; space boosts; ? help"),
+            Span::raw(" to grow, avoid walls and snakes; ? help"),
         ])
         .centered(),
     ];
     let top = Rect {
-        height: 6.min(area.height),
+        height: 8.min(area.height),
         ..area
     };
-    message_box(app, top, Span::raw(""), lines, 58, buf);
+    // Sized to the arena, so the box is as tall as its wrapped lines.
+    message_box(app, top, Span::raw(""), lines, 58.min(area.width), buf);
 }
 
 /// Our snake waited at its spawn point without a key and was taken off
