@@ -271,7 +271,13 @@ impl World {
             self.substep(&movers, &mut died, &mut ev);
         }
         let extra: Vec<u32> = (0..n)
-            .map(|i| if boosting[i] { fast.saturating_sub(base) } else { 0 })
+            .map(|i| {
+                if boosting[i] {
+                    fast.saturating_sub(base)
+                } else {
+                    0
+                }
+            })
             .collect();
         self.boost_upkeep(&boosting, &extra);
         for (s, &d) in self.state.snakes.iter_mut().zip(&died) {

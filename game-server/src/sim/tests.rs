@@ -743,7 +743,12 @@ fn run_paced(mode: Mode, rate: u32, speed: u32, seed: u64, ticks: usize) -> (Wor
         empty += usize::from(d == protocol::Delta::default());
         client.apply(&d).unwrap();
         client.tick = w.state().tick;
-        assert_eq!(client.checksum(), w.state().checksum(), "tick {}", client.tick);
+        assert_eq!(
+            client.checksum(),
+            w.state().checksum(),
+            "tick {}",
+            client.tick
+        );
         assert_eq!(&client, w.state());
     }
     (w, empty)
@@ -811,7 +816,11 @@ fn a_tick_without_a_move_is_an_empty_delta() {
     let mut kinds = Vec::new();
     for t in 0..6 {
         // A turn queued on a still tick waits for the next cell.
-        let inputs = if t == 0 { vec![turn(2, Dir::Up)] } else { vec![] };
+        let inputs = if t == 0 {
+            vec![turn(2, Dir::Up)]
+        } else {
+            vec![]
+        };
         let ev = w.step(&inputs);
         assert!(ev.is_empty(), "{ev:?}");
         let d = w.state().diff(&client);

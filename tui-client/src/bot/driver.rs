@@ -180,6 +180,10 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
     let mut eye = Reaction::new(config.reaction);
     let mut seen: Option<GameView> = None;
     let mut spawn = SpawnWatch::default();
+    // Cells per second, from the welcome (an older server: one per tick).
+    let mut speed = 0;
+    // The last steer and when: a late bot knows what it already did.
+    let mut last_steer: Option<(Instant, protocol::Dir)> = None;
     let mut stopping = false;
     loop {
         let ev = tokio::select! {
@@ -232,6 +236,7 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
                 }
                 eye.clear();
                 seen = None;
+                speed = if w.speed > 0 { w.speed } else { w.tick_rate };
                 stats.connected = true;
                 stats.player_id = w.player_id;
                 stats.name = w.name.clone();
@@ -252,15 +257,24 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
                             let now = Instant::now();
                             let delayed = if eye.delay().is_zero() {
                                 Some(&*v)
-                            } else if let Some(w) = v.world.as_ref().and_then(|w| eye.handle_world(now, w)) {
+                            } else if let Some((at, mut w)) =
+                                v.world.as_ref().and_then(|w| eye.handle_world(now, w))
+                            {
                                 let s = seen.get_or_insert_with(|| v.clone());
+                                if let Some(me) = s.me {
+                                    let cells = super::reaction::cells_in(eye.delay(), speed);
+                                    let turn = last_steer.filter(|(t, _)| *t > at).map(|(_, d)| d);
+                                    super::reaction::anticipate(&mut w, &s.map, me, cells, turn);
+                                }
                                 s.world = Some(w);
                                 Some(&*s)
                             } else {
                                 None
                             };
-                            if let Some(eyes) = delayed {
-                                act(&mut *brain, &mut spawn, eyes, &handle);
+                            if let Some(eyes) = delayed
+                                && let Some(d) = act(&mut *brain, &mut spawn, eyes, &handle)
+                            {
+                                last_steer = Some((now, d));
                             }
                         }
                     }
@@ -298,25 +312,27 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
 
 /// One decision on the world the bot sees: steer where its brain says,
 /// and start its snake when it waits at its spawn point or is parked (a
-/// bot never keeps the others waiting).
+/// bot never keeps the others waiting). Returns the turn it asked for.
 fn act(
     brain: &mut (dyn super::Brain + Send),
     spawn: &mut SpawnWatch,
     eyes: &GameView,
     handle: &client::ClientHandle,
-) {
+) -> Option<protocol::Dir> {
     let me = eyes.my_snake();
     spawn.observe(eyes.mode, me);
     let want = brain.decide(eyes);
     match me {
         Some(s) if spawn.needs_start() => {
-            handle.steer(start_dir(s.dir, want));
+            let d = start_dir(s.dir, want);
+            handle.steer(d);
             spawn.started();
+            Some(d).filter(|d| *d != s.dir.opposite())
         }
         _ => {
-            if let Some(dir) = want {
-                handle.steer(dir);
-            }
+            let d = want.filter(|d| me.is_some_and(|s| s.dir != *d))?;
+            handle.steer(d);
+            Some(d)
         }
     }
 }

@@ -138,7 +138,10 @@ mod tests {
         assert_eq!(w.observe(Mode::Snake, Some(&fresh)), Waiting::AtSpawn);
         assert!(w.needs_start(), "a new wait needs a new start");
         // Never steered: parked.
-        assert_eq!(w.observe(Mode::Snake, Some(&snake(&[], 0))), Waiting::Parked);
+        assert_eq!(
+            w.observe(Mode::Snake, Some(&snake(&[], 0))),
+            Waiting::Parked
+        );
         assert!(w.needs_start());
     }
 

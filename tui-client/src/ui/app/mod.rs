@@ -489,11 +489,7 @@ impl App {
     /// start it even when it is the way the snake already faces (see
     /// [`start_dir`]).
     pub fn steer(&mut self, dir: Dir) -> Effect {
-        let heading = self
-            .view
-            .as_ref()
-            .and_then(|v| v.my_snake())
-            .map(|s| s.dir);
+        let heading = self.view.as_ref().and_then(|v| v.my_snake()).map(|s| s.dir);
         match (self.spawn.waiting(), heading) {
             (Waiting::AtSpawn | Waiting::Parked, Some(h)) => {
                 self.spawn.started();

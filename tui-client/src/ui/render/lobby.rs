@@ -29,8 +29,10 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             Paragraph::new(Line::raw("No rooms yet: press c to create one.")).render(inner, buf)
         }
         Some(rooms) => {
-            let header =
-                Row::new(["room", "mode", "map", "players", "watching", "tick", "speed"]).style(theme.dim());
+            let header = Row::new([
+                "room", "mode", "map", "players", "watching", "tick", "speed",
+            ])
+            .style(theme.dim());
             let rows = rooms.iter().enumerate().map(|(i, r)| {
                 let style = if i == app.lobby.selected {
                     theme.selected()

@@ -482,7 +482,10 @@ fn sixteen_colors_tell_food_us_others_and_walls_apart() {
     assert!(bodies.contains(&Color::LightGreen), "{bodies:?}");
     assert!(bodies.contains(&Color::DarkGray), "walls: {bodies:?}");
     for c in &bodies {
-        assert!(!matches!(c, Color::LightRed | Color::Red | Color::Green), "{c:?}");
+        assert!(
+            !matches!(c, Color::LightRed | Color::Red | Color::Green),
+            "{c:?}"
+        );
     }
     assert!(bodies.len() >= 4, "ours, walls and two others: {bodies:?}");
 }
@@ -555,7 +558,10 @@ fn a_parked_snake_says_a_key_brings_it_back() {
     let mut app = game(Some(1), ColorMode::Ansi16, false);
     kill(&mut app, vec![], 0);
     let s = screen(&app, 120, 40);
-    assert!(s.contains("Parked") && s.contains("press an arrow key"), "{s}");
+    assert!(
+        s.contains("Parked") && s.contains("press an arrow key"),
+        "{s}"
+    );
     assert!(!s.contains("You died"), "{s}");
     insta::assert_snapshot!(s);
     // The key the snake faces (right) still starts it: sent as a reversal.
