@@ -313,7 +313,7 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
 /// One decision on the world the bot sees: steer where its brain says,
 /// and start its snake when it waits at its spawn point or is parked (a
 /// bot never keeps the others waiting). Returns the turn it asked for.
-fn act(
+pub fn act(
     brain: &mut (dyn super::Brain + Send),
     spawn: &mut SpawnWatch,
     eyes: &GameView,

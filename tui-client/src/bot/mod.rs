@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::view::GameView;
 
 pub use board::{Board, Move};
-pub use driver::{BotConfig, BotPhase, BotStats, BotUpdate, Swarm, run_bot};
+pub use driver::{BotConfig, BotPhase, BotStats, BotUpdate, Swarm, act, run_bot};
 pub use greedy::Greedy;
 pub use random::Random;
 pub use reaction::Reaction;

@@ -153,7 +153,12 @@ pub fn death(app: &App, area: Rect, buf: &mut Buffer) {
     message_box(
         app,
         top,
-        Span::styled(" You died ", theme.bad()),
+        // A tron joiner waits for the round without having died.
+        if app.death_note.is_some() {
+            Span::styled(" You died ", theme.bad())
+        } else {
+            Span::styled(" Waiting ", theme.warn())
+        },
         lines,
         34,
         buf,
