@@ -142,7 +142,7 @@ mod tests {
     #[test]
     fn anticipation_moves_only_our_snake_and_stops_at_a_wall() {
         use protocol::{Dir, Map, Pos, Score, SnakeState};
-        let map = Map::parse("#######\n#.....#\n#.....#\n#######\n", "t").unwrap();
+        let map = Map::parse("#######\n#0....#\n#.....#\n#######\n", "t").unwrap();
         let snake = |id, cells: &[(u16, u16)]| SnakeState {
             id,
             name: "s".into(),
