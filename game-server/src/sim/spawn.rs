@@ -9,6 +9,9 @@ use super::{EMPTY, World};
 /// How far ahead a spawn looks when choosing its heading.
 const LOOK_AHEAD: usize = 16;
 
+/// A laid body (head first) and its heading.
+type Laid = (VecDeque<Pos>, Dir);
+
 /// Random probes before a placement falls back to a scan.
 const PROBES: usize = 64;
 
@@ -56,7 +59,7 @@ impl World {
         let off = self.rng.below(n);
         let want = self.cfg.start_length.max(1) as usize;
         let heads: Vec<Pos> = self.state.snakes.iter().filter_map(|s| s.head()).collect();
-        let mut best: Option<((bool, u32), (VecDeque<Pos>, Dir))> = None;
+        let mut best: Option<((bool, u32), Laid)> = None;
         for k in 0..n {
             let p = self.map.spawns[(off + k) % n];
             if !self.free(p) {
