@@ -36,6 +36,9 @@ pub struct ServerConfig {
     pub bind: SocketAddr,
     /// Tick rate of the default room (1..=60).
     pub tick_rate: u32,
+    /// Snake speed of the default room in cells per second (`None`: the
+    /// mode's default, see [`sim::pace`]).
+    pub speed: Option<u32>,
     /// Built-in map name of the default room.
     pub map: String,
     /// Mode of the default room.
@@ -94,6 +97,7 @@ impl Default for ServerConfig {
         ServerConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 7878)),
             tick_rate: 20,
+            speed: None,
             map: "arena".into(),
             mode: Mode::Snake,
             max_players: 16,
@@ -224,6 +228,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
                 tick_rate: Some(config.tick_rate),
                 max_players: Some(config.max_players),
                 persistent: true,
+                speed: config.speed,
             },
             config.seed,
         )

@@ -60,6 +60,8 @@ pub struct RoomConfig {
     /// Shared by every room on the same built-in map.
     pub map: Arc<Map>,
     pub tick_rate: u32,
+    /// Cells per second a snake moves, apart from the tick rate.
+    pub speed: u32,
     pub max_players: u32,
     pub seed: u64,
     pub resume_grace: Duration,
@@ -292,6 +294,7 @@ impl RoomHandle {
                 + self.stats.watchers.load(Ordering::Relaxed),
             max_players: self.config.max_players,
             tick_rate: self.config.tick_rate,
+            speed: self.config.speed,
             tick: self.stats.tick.load(Ordering::Relaxed),
         }
     }
@@ -347,11 +350,7 @@ impl RoomTask {
         metrics: RoomMetrics,
         idle: Idle,
     ) -> Self {
-        let mut sim = SimConfig::for_map(config.mode, &config.map);
-        if sim.spawn_hold > 0 {
-            // The hold is for people: the same 3 s at any tick rate.
-            sim.spawn_hold = (3 * config.tick_rate).clamp(1, u32::from(u16::MAX)) as u16;
-        }
+        let sim = SimConfig::for_room(config.mode, &config.map, config.tick_rate, config.speed);
         let world = World::new(config.map.clone(), sim, config.seed);
         let grace_ticks =
             (config.resume_grace.as_secs_f64() * config.tick_rate as f64).ceil() as u64;
@@ -566,6 +565,7 @@ impl RoomTask {
                 room: self.config.id.clone(),
                 mode: self.config.mode,
                 tick_rate: self.config.tick_rate,
+                speed: self.config.speed,
                 map: self.world.map().clone(),
                 resumed,
                 name,
@@ -585,6 +585,7 @@ impl RoomTask {
                 room: config.id.clone(),
                 mode: config.mode,
                 tick_rate: config.tick_rate,
+                speed: config.speed,
                 map: map.clone(),
                 resumed: false,
                 name: "spectator".into(),

@@ -265,6 +265,15 @@ impl Rooms {
             )));
         }
         let mode = req.mode.or(map.mode).unwrap_or(Mode::Snake);
+        let speed = req
+            .speed
+            .unwrap_or_else(|| crate::sim::pace::default_speed(mode));
+        if !(1..=crate::sim::pace::MAX_SPEED).contains(&speed) {
+            return Err(CreateError::Invalid(format!(
+                "speed must be 1 to {} cells per second, got {speed}",
+                crate::sim::pace::MAX_SPEED
+            )));
+        }
         Ok(Valid {
             config: RoomConfig {
                 id: id.clone(),
@@ -272,6 +281,7 @@ impl Rooms {
                 map_name,
                 map,
                 tick_rate,
+                speed,
                 max_players,
                 seed: seed.unwrap_or_else(rand::random),
                 resume_grace: self.resume_grace,

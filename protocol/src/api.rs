@@ -15,6 +15,9 @@ pub struct RoomInfo {
     pub spectators: u32,
     pub max_players: u32,
     pub tick_rate: u32,
+    /// Cells per second a snake moves (boosting: twice that).
+    #[serde(default)]
+    pub speed: u32,
     pub tick: u64,
 }
 
@@ -36,6 +39,9 @@ pub struct CreateRoom {
     /// makes one (`game-server --room`); over HTTP it is `403 forbidden`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub persistent: bool,
+    /// Cells per second a snake moves (1 to 30); default: the mode's.
+    #[serde(default)]
+    pub speed: Option<u32>,
 }
 
 /// Answer of `GET /api/time`.

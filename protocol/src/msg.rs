@@ -141,6 +141,10 @@ pub struct Welcome {
     pub room: String,
     pub mode: Mode,
     pub tick_rate: u32,
+    /// Cells per second a snake moves (boosting: twice that), apart from
+    /// the tick rate: some ticks move no snake. 0 from an older server.
+    #[serde(default)]
+    pub speed: u32,
     pub map: Map,
     /// True when this hello resumed an existing snake.
     pub resumed: bool,

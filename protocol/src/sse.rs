@@ -323,6 +323,7 @@ mod tests {
                 room: "lobby".into(),
                 mode: crate::Mode::Snake,
                 tick_rate: 20,
+                speed: 10,
                 map,
                 resumed: false,
                 name: "spectator".into(),

@@ -96,6 +96,8 @@ pub struct Probe {
     pub handle: ClientHandle,
     events: mpsc::Receiver<ClientEvent>,
     brain: Option<Box<dyn Brain + Send>>,
+    /// Whether our snake waits for a first input (see `bot::start`).
+    spawn: tui_client::bot::SpawnWatch,
     /// The client's model of the room (after the first welcome).
     pub view: Option<GameView>,
     /// Every welcome, in order.
@@ -132,6 +134,7 @@ impl Probe {
             handle,
             events,
             brain: None,
+            spawn: Default::default(),
             view: None,
             welcomes: Vec::new(),
             checksums: BTreeMap::new(),
@@ -210,10 +213,9 @@ impl Probe {
             Handled::Advanced => {
                 let world = view.world.as_ref().expect("advanced means a world");
                 self.checksums.insert(world.tick, world.checksum());
-                if let Some(brain) = self.brain.as_mut()
-                    && let Some(dir) = brain.decide(view)
-                {
-                    self.handle.steer(dir);
+                if let Some(brain) = self.brain.as_mut() {
+                    // Like every bot: steer, and start a waiting snake.
+                    tui_client::bot::act(&mut **brain, &mut self.spawn, view, &self.handle);
                 }
             }
             Handled::NeedKeyframe(e) => {

@@ -175,6 +175,7 @@ fn serve_child(config: ChildConfig) {
                         tick_rate: Some(config.tick_rate),
                         max_players: Some(config.max_players),
                         persistent: false,
+                        speed: None,
                     },
                     None,
                 )

@@ -21,6 +21,7 @@ fn options(server: Option<String>, format: Format) -> HeadlessOptions {
         format,
         transports: vec![TransportKind::Ws],
         conditioner: None,
+        reaction: Duration::ZERO,
         seed: 11,
         embedded: EmbeddedOptions {
             tick_rate: Some(FAST_TICKS),

@@ -299,6 +299,7 @@ async fn transport_all_reports_every_transport() {
         format: Format::Bincode,
         transports: TransportKind::ALL.to_vec(),
         conditioner: None,
+        reaction: Duration::ZERO,
         seed: 9,
         embedded: EmbeddedOptions::default(),
     };

@@ -197,6 +197,7 @@ async fn headless_bots_report_ok_over_every_http_transport() {
             format: Format::Json,
             transports: vec![transport],
             conditioner: None,
+            reaction: Duration::ZERO,
             seed: 5,
             embedded: EmbeddedOptions::default(),
         };

@@ -12,6 +12,8 @@ use protocol::Mode;
 pub struct EmbeddedOptions {
     /// Tick rate of the default room (1..=60).
     pub tick_rate: Option<u32>,
+    /// Snake speed of the default room, cells per second (1..=30).
+    pub speed: Option<u32>,
     /// Built-in map of the default room.
     pub map: Option<String>,
     /// Mode of the default room.
@@ -35,6 +37,7 @@ impl EmbeddedServer {
         let config = ServerConfig {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, options.port.unwrap_or(0))),
             tick_rate: options.tick_rate.unwrap_or(defaults.tick_rate),
+            speed: options.speed.or(defaults.speed),
             map: options.map.unwrap_or(defaults.map),
             mode: options.mode.unwrap_or(defaults.mode),
             seed: options.seed,

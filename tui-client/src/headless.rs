@@ -39,6 +39,9 @@ pub struct HeadlessOptions {
     pub transports: Vec<TransportKind>,
     /// Delay every bot's traffic (see [`Conditioner`]).
     pub conditioner: Option<Conditioner>,
+    /// Every bot acts on what it saw this long ago (see
+    /// [`crate::bot::Reaction`]); zero: at once.
+    pub reaction: Duration,
     /// Bot `i` (from 0) seeds its brain with `seed + i`.
     pub seed: u64,
     /// Settings of the embedded server (ignored with `server`).
@@ -181,6 +184,11 @@ pub struct Report {
     pub interrupted: bool,
     /// The conditioner every bot's traffic went through, if any.
     pub conditioner: Option<String>,
+    /// The bots' reaction time, in milliseconds (0: none).
+    pub reaction_ms: u64,
+    /// Deaths per playing bot per minute of the run: whether a player who
+    /// reacts that late keeps up with the game.
+    pub deaths_per_bot_minute: f64,
     /// Per transport: what it cost.
     pub transports: Vec<TransportReport>,
     /// Per bot, in start order.
@@ -217,7 +225,20 @@ impl Report {
             t.errors += b.errors.len() as u64;
         }
         let ok = t.bots > 0 && t.connected == t.bots && t.desyncs == 0 && t.errors == 0;
+        let players = bots
+            .iter()
+            .filter(|b| b.connected && b.role == "player")
+            .count();
+        let minutes = elapsed.as_secs_f64() / 60.0;
+        let deaths_per_bot_minute = if players > 0 && minutes > 0.0 {
+            let per = t.deaths as f64 / players as f64 / minutes;
+            (per * 100.0).round() / 100.0
+        } else {
+            0.0
+        };
         Report {
+            reaction_ms: 0,
+            deaths_per_bot_minute,
             server,
             embedded,
             room,
@@ -344,6 +365,11 @@ impl Report {
             }
         }
         self.write_transports(&mut out)?;
+        writeln!(
+            out,
+            "deaths per playing bot per minute: {:.2} (reaction {} ms)",
+            self.deaths_per_bot_minute, self.reaction_ms
+        )?;
         let t = &self.totals;
         writeln!(
             out,
@@ -411,6 +437,7 @@ pub async fn run(
             c.client.role = Role::Spectator;
         }
         c.client.conditioner = opts.conditioner;
+        c.reaction = opts.reaction;
     }
     let started = Instant::now();
     let mut swarm = Swarm::spawn(configs);
@@ -425,7 +452,7 @@ pub async fn run(
     if let Some(e) = embedded {
         e.shutdown().await;
     }
-    Ok(Report::new(
+    let mut report = Report::new(
         server,
         opts.server.is_none(),
         opts.room,
@@ -433,7 +460,9 @@ pub async fn run(
         interrupted,
         opts.conditioner,
         bots,
-    ))
+    );
+    report.reaction_ms = opts.reaction.as_millis() as u64;
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -507,8 +536,28 @@ mod tests {
             assert!(b.get(key).is_some(), "bot missing {key}");
         }
         assert_eq!(v["totals"]["frames"], 20);
+        assert_eq!(v["reaction_ms"], 0);
         assert_eq!(v["totals"]["errors"], 1);
         assert_eq!(v["ok"], false);
+    }
+
+    #[test]
+    fn deaths_per_minute_count_playing_bots_only() {
+        let mut a = bot("a", true, 0, &[]);
+        let mut b = bot("b", true, 0, &[]);
+        let mut watcher = bot("c", true, 0, &[]);
+        (a.role, b.role, watcher.role) = ("player".into(), "player".into(), "spectator".into());
+        (a.deaths, b.deaths) = (3, 1);
+        let r = Report::new(
+            "http://x".into(),
+            false,
+            "lobby".into(),
+            Duration::from_secs(120),
+            false,
+            None,
+            vec![a, b, watcher],
+        );
+        assert_eq!(r.deaths_per_bot_minute, 1.0);
     }
 
     #[test]

@@ -90,6 +90,16 @@ struct Cli {
     /// Embedded server only: tick rate of its room (1..=60).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=60))]
     tick_rate: Option<u32>,
+    /// Embedded server only: snake speed of its room in cells per second,
+    /// apart from the tick rate (1..=30; boost doubles it) [default: 10
+    /// for snake, 12 for tron].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=30))]
+    speed: Option<u32>,
+    /// Headless bots act on what they saw this many milliseconds ago, as a
+    /// person reacts (0: at once). Their deaths per minute then say
+    /// whether a person could keep up.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=5_000))]
+    reaction_ms: u64,
     /// Embedded server only: built-in map of its room.
     #[arg(long)]
     map: Option<String>,
@@ -221,9 +231,11 @@ async fn run_headless(cli: Cli) -> anyhow::Result<ExitCode> {
             .transport
             .map_or(vec![TransportKind::Ws], |t| t.kinds(cli.poll_interval_ms)),
         conditioner: cli.conditioner,
+        reaction: Duration::from_millis(cli.reaction_ms),
         seed: cli.seed,
         embedded: EmbeddedOptions {
             tick_rate: cli.tick_rate,
+            speed: cli.speed,
             map: cli.map,
             mode: cli.mode,
             seed: Some(cli.seed),
@@ -279,6 +291,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         watch_transport,
         embedded: EmbeddedOptions {
             tick_rate: cli.tick_rate,
+            speed: cli.speed,
             map: cli.map,
             mode: cli.mode,
             seed: Some(cli.seed),

@@ -77,6 +77,7 @@ fn welcome(id: u32, token: &str, resumed: bool) -> ServerMsg {
         room: "lobby".into(),
         mode: Mode::Snake,
         tick_rate: 20,
+        speed: 10,
         map: Map::parse("#######\n#0...1#\n#######\n", "tiny").unwrap(),
         resumed,
         name: "alice".into(),

@@ -43,6 +43,7 @@ fn welcome_event(tick: u64) -> Vec<u8> {
             room: "lobby".into(),
             mode: Mode::Snake,
             tick_rate: 20,
+            speed: 10,
             map: Map::parse("#######\n#0...1#\n#######\n", "tiny").unwrap(),
             resumed: false,
             name: "spectator".into(),

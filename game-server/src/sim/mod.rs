@@ -6,9 +6,15 @@
 //!
 //! Layout: this file holds the public API and the order of a tick;
 //! [`rules`] moves snakes and resolves collisions, [`spawn`] places snakes
-//! and food, [`rng`] is the seeded PRNG.
+//! and food, [`pace`] turns a speed in cells per second into cells per
+//! tick, [`rng`] is the seeded PRNG.
+//!
+//! The file is over 400 lines because the order of a tick (inputs, the
+//! wait at the spawn point, sub-steps, boost, respawns) reads best in one
+//! place.
 
 mod dormant;
+pub mod pace;
 mod rng;
 mod rules;
 mod spawn;
@@ -25,8 +31,17 @@ pub use rng::SplitMix64;
 /// this value is refused by `Join`.
 const EMPTY: u32 = u32::MAX;
 
-/// Boosted (snake) or idle (tron) ticks per boost cost / refill unit.
+/// Snake: extra cells moved by boosting per tail cell it costs. Tron:
+/// idle ticks per tick of boost refilled.
 const BOOST_PERIOD: u32 = 4;
+
+/// Seconds a dead snake waits before it respawns.
+const RESPAWN_SECS: u32 = 2;
+/// Seconds of boost a full tron boost bar holds.
+const BOOST_SECS: u32 = 2;
+/// Seconds a fresh snake waits at its spawn point for its player's first
+/// input before it is parked (taken off the arena until a key).
+pub const WAIT_SECS: u32 = 10;
 
 /// Tunables of a world; fixed for its lifetime.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,30 +57,52 @@ pub struct SimConfig {
     pub start_length: u16,
     /// Ticks of boost a full boost bar holds.
     pub boost_ticks: u16,
-    /// Snake mode: ticks a newly (re)spawned snake waits in place until
-    /// its player steers, so a person has time to see where they are.
+    /// Snake mode: ticks a newly (re)spawned snake waits in place for its
+    /// player's first input, so a person has time to see where they are.
+    /// A snake still waiting when they run out is parked: taken off the
+    /// arena (no death counted) until its player's next input, which
+    /// brings it back at a spawn point, waiting again. 0: never waits.
     pub spawn_hold: u16,
+    /// Ticks per second the world is stepped at (the pace's time base).
+    pub tick_rate: u32,
+    /// Cells per second a snake moves.
+    pub speed: u32,
+    /// Cells per second a boosting snake moves.
+    pub boost_speed: u32,
 }
 
 impl SimConfig {
-    /// Defaults for a mode on a map (the map's `food` header wins).
+    /// Defaults for a mode on a map at 20 Hz and the mode's speed (the
+    /// map's `food` header wins).
     pub fn for_map(mode: Mode, map: &Map) -> Self {
+        Self::for_room(mode, map, 20, pace::default_speed(mode))
+    }
+
+    /// Defaults for a room ticking at `tick_rate` Hz whose snakes move
+    /// `speed` cells per second: waits and boost last the same seconds at
+    /// any tick rate.
+    pub fn for_room(mode: Mode, map: &Map, tick_rate: u32, speed: u32) -> Self {
         let food = match mode {
             Mode::Snake => map
                 .food
                 .unwrap_or_else(|| (map.area() / 150).clamp(1, 200) as u16),
             Mode::Tron => 0,
         };
+        let rate = tick_rate.max(1);
+        let ticks = |secs: u32| (secs * rate).clamp(1, u32::from(u16::MAX)) as u16;
         SimConfig {
             mode,
             food,
-            respawn_ticks: 40,
+            respawn_ticks: ticks(RESPAWN_SECS),
             start_length: 3,
-            boost_ticks: 40,
+            boost_ticks: ticks(BOOST_SECS),
             spawn_hold: match mode {
-                Mode::Snake => 40,
+                Mode::Snake => ticks(WAIT_SECS),
                 Mode::Tron => 0,
             },
+            tick_rate: rate,
+            speed,
+            boost_speed: speed * pace::BOOST_FACTOR,
         }
     }
 }
@@ -96,9 +133,12 @@ struct Pilot {
     boost_count: u32,
     /// Tron boost bar, in ticks of boost left.
     bar: u16,
-    /// Ticks left in which the snake waits at its spawn point for a first
-    /// input (see `SimConfig::spawn_hold`).
-    hold: u16,
+    /// While the snake waits at its spawn point for a first input: the
+    /// ticks left before it is parked (see `SimConfig::spawn_hold`).
+    hold: Option<u16>,
+    /// Taken off the arena for never steering: comes back on the next
+    /// input.
+    parked: bool,
 }
 
 /// A deterministic world.
@@ -175,45 +215,76 @@ impl World {
         self.index_of(id).map(|i| self.pilots[i].bar)
     }
 
-    /// Advances one tick: applies `inputs` in order, moves every snake,
-    /// resolves collisions, food, respawns and rounds.
+    /// Advances one tick: applies `inputs` in order, moves every snake the
+    /// cells its pace gives this tick, resolves collisions, food, respawns
+    /// and rounds.
     pub fn step(&mut self, inputs: &[SimInput]) -> Vec<GameEvent> {
         let mut ev = Vec::new();
         self.state.tick += 1;
         for input in inputs {
             self.apply_input(input, &mut ev);
         }
+        let (tick, rate) = (self.state.tick, self.cfg.tick_rate);
+        let (base, fast) = (
+            pace::cells_in(tick, self.cfg.speed, rate),
+            pace::cells_in(tick, self.cfg.boost_speed, rate),
+        );
         let n = self.state.snakes.len();
         let mut died = vec![false; n];
         let mut boosting = vec![false; n];
-        let mut movers = Vec::with_capacity(n);
-        for (i, boosting) in boosting.iter_mut().enumerate() {
+        let mut cells = vec![0u32; n];
+        for i in 0..n {
+            if !self.state.snakes[i].alive {
+                self.state.snakes[i].boost = false;
+                continue;
+            }
+            match self.pilots[i].hold {
+                Some(0) => {
+                    self.park(i);
+                    continue;
+                }
+                Some(left) => {
+                    self.pilots[i].hold = Some(left - 1);
+                    continue;
+                }
+                None => {}
+            }
             let (s, p) = (&mut self.state.snakes[i], &mut self.pilots[i]);
-            if !s.alive {
-                s.boost = false;
-                continue;
-            }
-            if p.hold > 0 {
-                p.hold -= 1;
-                continue;
-            }
-            if !p.queue.is_empty() {
-                s.dir = p.queue.remove(0);
-            }
-            *boosting = p.boost_req
+            boosting[i] = p.boost_req
                 && match self.cfg.mode {
                     Mode::Snake => s.body.len() > self.cfg.start_length as usize,
                     Mode::Tron => p.bar > 0,
                 };
-            s.boost = *boosting;
-            movers.push(i);
+            s.boost = boosting[i];
+            cells[i] = if boosting[i] { fast } else { base };
         }
-        self.substep(&movers, &mut died, &mut ev);
-        movers.retain(|&i| boosting[i] && self.state.snakes[i].alive);
-        if !movers.is_empty() {
+        // Sub-steps: every snake with cells left moves one at a time, all
+        // at once, so a fast snake cannot jump over a body.
+        let most = cells.iter().copied().max().unwrap_or(0);
+        for k in 0..most {
+            let movers: Vec<usize> = (0..n)
+                .filter(|&i| cells[i] > k && self.state.snakes[i].alive)
+                .collect();
+            for &i in &movers {
+                // A queued turn takes effect on the next cell entered, so a
+                // quick double turn is two cells, never a lost key.
+                let p = &mut self.pilots[i];
+                if !p.queue.is_empty() {
+                    self.state.snakes[i].dir = p.queue.remove(0);
+                }
+            }
             self.substep(&movers, &mut died, &mut ev);
         }
-        self.boost_upkeep(&boosting);
+        let extra: Vec<u32> = (0..n)
+            .map(|i| {
+                if boosting[i] {
+                    fast.saturating_sub(base)
+                } else {
+                    0
+                }
+            })
+            .collect();
+        self.boost_upkeep(&boosting, &extra);
         for (s, &d) in self.state.snakes.iter_mut().zip(&died) {
             if !s.alive && !d && s.respawn_in > 0 {
                 s.respawn_in -= 1;
@@ -223,7 +294,12 @@ impl World {
             Mode::Snake => {
                 for (i, &d) in died.iter().enumerate() {
                     let s = &self.state.snakes[i];
-                    if !s.alive && !d && s.respawn_in == 0 && self.try_spawn(i) {
+                    if !s.alive
+                        && !d
+                        && s.respawn_in == 0
+                        && !self.pilots[i].parked
+                        && self.try_spawn(i)
+                    {
                         ev.push(GameEvent::Respawned {
                             id: self.state.snakes[i].id,
                         });
@@ -235,6 +311,24 @@ impl World {
         }
         self.finish_step();
         ev
+    }
+
+    /// Takes a snake that never steered off the arena without a death:
+    /// its cells free, it waits for its player's next input.
+    fn park(&mut self, i: usize) {
+        self.clear_body(i, false);
+        let p = &mut self.pilots[i];
+        p.hold = None;
+        p.parked = true;
+        p.queue.clear();
+        p.boost_req = false;
+    }
+
+    /// The player is there: a waiting snake goes, a parked one comes back.
+    fn wake(&mut self, i: usize) {
+        let p = &mut self.pilots[i];
+        p.hold = None;
+        p.parked = false;
     }
 
     fn apply_input(&mut self, input: &SimInput, ev: &mut Vec<GameEvent>) {
@@ -288,10 +382,10 @@ impl World {
             }
             SimInput::Turn { id, dir } => {
                 if let Some(i) = self.index_of(*id) {
-                    let (s, p) = (&self.state.snakes[i], &mut self.pilots[i]);
                     // Any steer (even a reversal, ignored below) ends the
-                    // wait at the spawn point.
-                    p.hold = 0;
+                    // wait at the spawn point, or brings a parked snake back.
+                    self.wake(i);
+                    let (s, p) = (&self.state.snakes[i], &mut self.pilots[i]);
                     let last = p.queue.last().copied().unwrap_or(s.dir);
                     if s.alive && p.queue.len() < 2 && *dir != last && *dir != last.opposite() {
                         p.queue.push(*dir);
@@ -300,19 +394,19 @@ impl World {
             }
             SimInput::Boost { id, on } => {
                 if let Some(i) = self.index_of(*id) {
-                    let p = &mut self.pilots[i];
-                    p.boost_req = *on;
                     if *on {
-                        p.hold = 0;
+                        self.wake(i);
                     }
+                    self.pilots[i].boost_req = *on;
                 }
             }
         }
     }
 
-    /// Snake: boosting costs a tail cell every `BOOST_PERIOD` boosted ticks.
-    /// Tron: the bar drains while boosting and refills while idle.
-    fn boost_upkeep(&mut self, boosting: &[bool]) {
+    /// Snake: boosting costs a tail cell every `BOOST_PERIOD` extra cells
+    /// it moved (`extra`, per snake this tick). Tron: the bar drains a tick
+    /// per boosted tick and refills while idle.
+    fn boost_upkeep(&mut self, boosting: &[bool], extra: &[u32]) {
         let start = self.cfg.start_length as usize;
         for (i, &boosted) in boosting.iter().enumerate() {
             if !self.state.snakes[i].alive {
@@ -321,14 +415,16 @@ impl World {
             let p = &mut self.pilots[i];
             match self.cfg.mode {
                 Mode::Snake if boosted => {
-                    p.boost_count += 1;
                     let s = &mut self.state.snakes[i];
-                    if p.boost_count.is_multiple_of(BOOST_PERIOD)
-                        && s.body.len() > start
-                        && let Some(t) = s.body.pop_back()
-                    {
-                        let c = t.y as usize * self.map.width as usize + t.x as usize;
-                        self.grid[c] = EMPTY;
+                    for _ in 0..extra[i] {
+                        p.boost_count += 1;
+                        if p.boost_count.is_multiple_of(BOOST_PERIOD)
+                            && s.body.len() > start
+                            && let Some(t) = s.body.pop_back()
+                        {
+                            let c = t.y as usize * self.map.width as usize + t.x as usize;
+                            self.grid[c] = EMPTY;
+                        }
                     }
                     if s.body.len() <= start {
                         s.boost = false;

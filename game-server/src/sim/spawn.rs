@@ -9,6 +9,9 @@ use super::{EMPTY, World};
 /// How far ahead a spawn looks when choosing its heading.
 const LOOK_AHEAD: usize = 16;
 
+/// A laid body (head first) and its heading.
+type Laid = (VecDeque<Pos>, Dir);
+
 /// Random probes before a placement falls back to a scan.
 const PROBES: usize = 64;
 
@@ -42,30 +45,34 @@ impl World {
         p.boost_count = 0;
         p.bar = self.cfg.boost_ticks;
         p.hold = match self.cfg.mode {
-            Mode::Snake => self.cfg.spawn_hold,
-            Mode::Tron => 0,
+            Mode::Snake if self.cfg.spawn_hold > 0 => Some(self.cfg.spawn_hold),
+            _ => None,
         };
         true
     }
 
+    /// The spawn point farthest from every live head (so nobody appears
+    /// in front of someone else), a full body first; ties go to a random
+    /// one. Any free floor cell when no spawn point is free.
     fn find_spawn(&mut self) -> Option<(VecDeque<Pos>, Dir)> {
         let n = self.map.spawns.len();
         let off = self.rng.below(n);
         let want = self.cfg.start_length.max(1) as usize;
-        let mut partial = None;
+        let heads: Vec<Pos> = self.state.snakes.iter().filter_map(|s| s.head()).collect();
+        let mut best: Option<((bool, u32), Laid)> = None;
         for k in 0..n {
             let p = self.map.spawns[(off + k) % n];
             if !self.free(p) {
                 continue;
             }
             let laid = self.lay(p, want);
-            if laid.0.len() == want {
-                return Some(laid);
+            let key = (laid.0.len() == want, nearest(p, &heads));
+            if best.as_ref().is_none_or(|(b, _)| key > *b) {
+                best = Some((key, laid));
             }
-            partial.get_or_insert(laid);
         }
-        if partial.is_some() {
-            return partial;
+        if let Some((_, laid)) = best {
+            return Some(laid);
         }
         let c = self.random_cell(|w, c| !w.walls[c] && w.grid[c] == EMPTY)?;
         let p = self.cell_pos(c);
@@ -145,8 +152,19 @@ impl World {
             .find(|&c| ok(self, c))
     }
 
+    /// The position of row-major cell `c`.
     pub(super) fn cell_pos(&self, c: usize) -> Pos {
         let w = self.map.width as usize;
         Pos::new((c % w) as u16, (c / w) as u16)
     }
+}
+
+/// Manhattan distance from `p` to the nearest of `heads` (`u32::MAX` when
+/// there is none).
+fn nearest(p: Pos, heads: &[Pos]) -> u32 {
+    heads
+        .iter()
+        .map(|h| u32::from(p.x.abs_diff(h.x)) + u32::from(p.y.abs_diff(h.y)))
+        .min()
+        .unwrap_or(u32::MAX)
 }

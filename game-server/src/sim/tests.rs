@@ -22,6 +22,10 @@ fn cfg(mode: Mode) -> SimConfig {
         start_length: 3,
         boost_ticks: 8,
         spawn_hold: 0,
+        // One cell per tick (two boosted): each rule test counts cells.
+        tick_rate: 1,
+        speed: 1,
+        boost_speed: 2,
     }
 }
 
@@ -626,6 +630,7 @@ fn step_cost_16_snakes_on_big_map() {
 fn held_world(hold: u16) -> World {
     let cfg = SimConfig {
         spawn_hold: hold,
+        food: 0,
         ..cfg(Mode::Snake)
     };
     let mut w = World::new(Map::parse(BOX, "box").unwrap(), cfg, 1);
@@ -638,7 +643,7 @@ fn held_world(hold: u16) -> World {
 }
 
 #[test]
-fn a_spawned_snake_waits_for_its_player_then_goes_on_its_own() {
+fn a_snake_that_never_steers_is_parked_then_comes_back_on_a_key() {
     let mut w = held_world(3);
     let at_spawn = w.state().snake(1).unwrap().body.clone();
     for _ in 0..3 {
@@ -649,12 +654,26 @@ fn a_spawned_snake_waits_for_its_player_then_goes_on_its_own() {
             "moved while held"
         );
     }
+    // Out of patience: off the arena, no death, no food, cells free.
+    let ev = w.step(&[]);
+    assert!(ev.is_empty(), "{ev:?}");
+    let s = w.state().snake(1).unwrap();
+    assert!(!s.alive && s.body.is_empty() && s.respawn_in == 0, "{s:?}");
+    assert_eq!(s.score.deaths, 0);
+    assert!(w.state().food.is_empty());
+    assert!(w.grid.iter().all(|&c| c == EMPTY));
+    // It stays parked, however long nobody presses a key.
+    for _ in 0..50 {
+        assert!(w.step(&[]).is_empty());
+    }
+    assert!(!w.state().snake(1).unwrap().alive);
+    // A key brings it back at a spawn point, waiting again.
+    let ev = w.step(&[turn(1, Dir::Left)]);
+    assert_eq!(ev, vec![GameEvent::Respawned { id: 1 }]);
+    let back = w.state().snake(1).unwrap().body.clone();
     w.step(&[]);
-    assert_ne!(
-        w.state().snake(1).unwrap().body,
-        at_spawn,
-        "hold never ended"
-    );
+    assert_eq!(w.state().snake(1).unwrap().body, back, "waits again");
+    check_invariants(&w);
 }
 
 #[test]
@@ -699,4 +718,152 @@ fn tron_riders_never_wait() {
     let before = w.state().snake(1).unwrap().body.clone();
     w.step(&[]);
     assert_ne!(w.state().snake(1).unwrap().body, before);
+}
+
+/// A world on `map` whose snakes move `speed` cells a second at `rate` Hz.
+fn paced(map: &str, mode: Mode, rate: u32, speed: u32, seed: u64) -> World {
+    let m = protocol::map::builtin(map).unwrap();
+    World::new(m.clone(), SimConfig::for_room(mode, &m, rate, speed), seed)
+}
+
+/// Scripted players over `ticks` at an odd pace; a client rebuilding the
+/// world from the deltas checks every checksum. Returns the world and
+/// how many deltas were empty.
+fn run_paced(mode: Mode, rate: u32, speed: u32, seed: u64, ticks: usize) -> (World, usize) {
+    let mut w = paced("arena", mode, rate, speed, seed);
+    let mut r = SplitMix64::new(0x5eed);
+    let mut present = [false; 6];
+    let mut client = w.state().clone();
+    let mut empty = 0;
+    for _ in 0..ticks {
+        let inputs = scripted_inputs(&mut r, &mut present);
+        w.step(&inputs);
+        check_invariants(&w);
+        let d = w.state().diff(&client);
+        empty += usize::from(d == protocol::Delta::default());
+        client.apply(&d).unwrap();
+        client.tick = w.state().tick;
+        assert_eq!(
+            client.checksum(),
+            w.state().checksum(),
+            "tick {}",
+            client.tick
+        );
+        assert_eq!(&client, w.state());
+    }
+    (w, empty)
+}
+
+#[test]
+fn sub_tick_speeds_are_deterministic_and_rebuild_from_deltas() {
+    for (mode, rate, speed) in [
+        (Mode::Snake, 20, 7),
+        (Mode::Snake, 30, 13),
+        (Mode::Snake, 7, 30),
+        (Mode::Tron, 20, 11),
+    ] {
+        let (a, _) = run_paced(mode, rate, speed, 9, 4_000);
+        let (b, _) = run_paced(mode, rate, speed, 9, 4_000);
+        assert_eq!(a.state(), b.state(), "{mode:?} {speed}/{rate}");
+        assert_eq!(a.state().checksum(), b.state().checksum());
+        let moved: u32 = a.state().snakes.iter().map(|s| s.score.best).sum();
+        assert!(moved > 0, "nobody played");
+    }
+}
+
+#[test]
+fn a_lone_snake_moves_exactly_its_speed() {
+    // 7 cells a second at 20 Hz: 7 cells in 20 ticks, 0 or 1 per tick.
+    let mut w = World::new(
+        Map::parse(BOX, "box").unwrap(),
+        SimConfig {
+            tick_rate: 20,
+            speed: 7,
+            boost_speed: 14,
+            ..cfg(Mode::Tron)
+        },
+        1,
+    );
+    w.put(1, &[(1, 1)], Dir::Right);
+    let mut per_tick = Vec::new();
+    for _ in 0..20 {
+        let before = w.body(1).len();
+        w.step(&[]);
+        per_tick.push(w.body(1).len() - before);
+    }
+    // Row 1 has floor from x=1 to x=8: exactly 7 cells to the wall.
+    assert_eq!(w.body(1)[0], p(8, 1), "{per_tick:?}");
+    assert!(per_tick.iter().all(|&c| c <= 1), "{per_tick:?}");
+    assert!(w.state().snake(1).unwrap().alive);
+}
+
+#[test]
+fn a_tick_without_a_move_is_an_empty_delta() {
+    // 10 cells a second at 20 Hz: a move every other tick.
+    let mut w = World::new(
+        Map::parse(BOX, "box").unwrap(),
+        SimConfig {
+            tick_rate: 20,
+            speed: 10,
+            boost_speed: 20,
+            ..cfg(Mode::Snake)
+        },
+        1,
+    );
+    w.put(1, &[(3, 1), (2, 1), (1, 1)], Dir::Right);
+    w.put(2, &[(3, 4), (2, 4), (1, 4)], Dir::Right);
+    let mut client = w.state().clone();
+    let mut kinds = Vec::new();
+    for t in 0..6 {
+        // A turn queued on a still tick waits for the next cell.
+        let inputs = if t == 0 {
+            vec![turn(2, Dir::Up)]
+        } else {
+            vec![]
+        };
+        let ev = w.step(&inputs);
+        assert!(ev.is_empty(), "{ev:?}");
+        let d = w.state().diff(&client);
+        kinds.push(d == protocol::Delta::default());
+        client.apply(&d).unwrap();
+        client.tick = w.state().tick;
+        assert_eq!(client.checksum(), w.state().checksum());
+    }
+    assert_eq!(kinds, [true, false, true, false, true, false]);
+    assert_eq!(w.body(1)[0], p(6, 1));
+    assert_eq!(w.body(2)[0], p(3, 1), "turned up on its first cell");
+}
+
+#[test]
+fn a_quick_double_turn_is_two_cells() {
+    let mut w = world(Mode::Snake);
+    w.put(1, &[(3, 3), (2, 3), (1, 3)], Dir::Right);
+    w.step(&[turn(1, Dir::Up), turn(1, Dir::Left)]);
+    w.step(&[]);
+    assert_eq!(w.body(1), vec![p(2, 2), p(3, 2), p(3, 3)]);
+}
+
+#[test]
+fn a_spawn_is_chosen_away_from_live_heads() {
+    // Two spawn points; a head next to one of them.
+    for seed in 0..20 {
+        let mut w = World::new(Map::parse(BOX, "box").unwrap(), cfg(Mode::Snake), seed);
+        w.put(1, &[(2, 2), (3, 2), (4, 2)], Dir::Left);
+        w.step(&[SimInput::Join {
+            id: 2,
+            name: "b".into(),
+        }]);
+        assert_eq!(w.body(2)[0], p(8, 4), "seed {seed}");
+    }
+}
+
+#[test]
+fn room_defaults_keep_seconds_at_any_tick_rate() {
+    let m = protocol::map::builtin("arena").unwrap();
+    let at20 = SimConfig::for_room(Mode::Snake, &m, 20, 10);
+    let at60 = SimConfig::for_room(Mode::Snake, &m, 60, 10);
+    assert_eq!(at60.respawn_ticks, 3 * at20.respawn_ticks);
+    assert_eq!(at60.spawn_hold, 3 * at20.spawn_hold);
+    assert_eq!(at20.boost_speed, 20);
+    assert_eq!(SimConfig::for_map(Mode::Tron, &m).spawn_hold, 0);
 }

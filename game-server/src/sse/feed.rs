@@ -272,6 +272,7 @@ mod tests {
             room: "lobby".into(),
             mode: Mode::Snake,
             tick_rate: 10,
+            speed: 10,
             map: protocol::map::builtin("small").unwrap(),
             resumed: false,
             name: "spectator".into(),

@@ -268,6 +268,7 @@ mod tests {
                 map_name: "small".into(),
                 map: map.into(),
                 tick_rate: 20,
+                speed: 10,
                 max_players: 4,
                 seed: 1,
                 resume_grace: Duration::from_secs(1),

@@ -340,6 +340,7 @@ pub fn server_msg() -> impl Strategy<Value = ServerMsg> {
                     room,
                     mode,
                     tick_rate,
+                    speed: 10,
                     map,
                     resumed,
                     name,

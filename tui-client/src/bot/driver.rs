@@ -3,13 +3,15 @@
 //! figures headless reports show. A bot can also report live (its lag and
 //! its state) to a screen: the compare view's observers are bots.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use protocol::{Format, PlayerId, Role, Score, ServerMsg};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::reaction::Reaction;
+use super::start::{SpawnWatch, start_dir};
 use super::{BotKind, BotMix};
 use crate::client::{self, ClientConfig, ClientEvent, ClosedReason};
 use crate::lag::{LagSnapshot, LagSummary};
@@ -27,6 +29,9 @@ pub struct BotConfig {
     pub kind: BotKind,
     /// Seed of its brain.
     pub seed: u64,
+    /// Its reaction time: it acts on the world it received this long ago
+    /// (zero: on every frame as it arrives).
+    pub reaction: Duration,
     /// Where to report live, under which index (see [`BotUpdate`]).
     pub live: Option<(usize, mpsc::Sender<BotUpdate>)>,
 }
@@ -88,6 +93,7 @@ impl BotConfig {
                     client,
                     kind: mix.kind(i as usize),
                     seed: seed.wrapping_add(u64::from(i)),
+                    reaction: Duration::ZERO,
                     live: None,
                 }
             })
@@ -170,6 +176,14 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
     let (handle, mut events) = client::spawn(config.client);
     let mut brain = config.kind.brain(config.seed);
     let mut view: Option<GameView> = None;
+    // What the brain acts on: the view as it was `reaction` ago.
+    let mut eye = Reaction::new(config.reaction);
+    let mut seen: Option<GameView> = None;
+    let mut spawn = SpawnWatch::default();
+    // Cells per second, from the welcome (an older server: one per tick).
+    let mut speed = 0;
+    // The last steer and when: a late bot knows what it already did.
+    let mut last_steer: Option<(Instant, protocol::Dir)> = None;
     let mut stopping = false;
     loop {
         let ev = tokio::select! {
@@ -220,6 +234,9 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
                     }
                     None => view = Some(GameView::new(&w)),
                 }
+                eye.clear();
+                seen = None;
+                speed = if w.speed > 0 { w.speed } else { w.tick_rate };
                 stats.connected = true;
                 stats.player_id = w.player_id;
                 stats.name = w.name.clone();
@@ -235,8 +252,30 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
                         if let Some(me) = v.my_snake() {
                             stats.score = me.score;
                         }
-                        if !stopping && let Some(dir) = brain.decide(v) {
-                            handle.steer(dir);
+                        if !stopping {
+                            // Received now: the client's receive time.
+                            let now = Instant::now();
+                            let delayed = if eye.delay().is_zero() {
+                                Some(&*v)
+                            } else if let Some((at, mut w)) =
+                                v.world.as_ref().and_then(|w| eye.handle_world(now, w))
+                            {
+                                let s = seen.get_or_insert_with(|| v.clone());
+                                if let Some(me) = s.me {
+                                    let cells = super::reaction::cells_in(eye.delay(), speed);
+                                    let turn = last_steer.filter(|(t, _)| *t > at).map(|(_, d)| d);
+                                    super::reaction::anticipate(&mut w, &s.map, me, cells, turn);
+                                }
+                                s.world = Some(w);
+                                Some(&*s)
+                            } else {
+                                None
+                            };
+                            if let Some(eyes) = delayed
+                                && let Some(d) = act(&mut *brain, &mut spawn, eyes, &handle)
+                            {
+                                last_steer = Some((now, d));
+                            }
                         }
                     }
                     Handled::NeedKeyframe(e) => {
@@ -269,6 +308,33 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
     stats.deaths = stats.score.deaths;
     stats.best = stats.score.best;
     stats
+}
+
+/// One decision on the world the bot sees: steer where its brain says,
+/// and start its snake when it waits at its spawn point or is parked (a
+/// bot never keeps the others waiting). Returns the turn it asked for.
+pub fn act(
+    brain: &mut (dyn super::Brain + Send),
+    spawn: &mut SpawnWatch,
+    eyes: &GameView,
+    handle: &client::ClientHandle,
+) -> Option<protocol::Dir> {
+    let me = eyes.my_snake();
+    spawn.observe(eyes.mode, me);
+    let want = brain.decide(eyes);
+    match me {
+        Some(s) if spawn.needs_start() => {
+            let d = start_dir(s.dir, want);
+            handle.steer(d);
+            spawn.started();
+            Some(d).filter(|d| *d != s.dir.opposite())
+        }
+        _ => {
+            let d = want.filter(|d| me.is_some_and(|s| s.dir != *d))?;
+            handle.steer(d);
+            Some(d)
+        }
+    }
 }
 
 /// Tells the live screen, if any, where the bot stands (never waits).

@@ -8,6 +8,8 @@ mod board;
 pub mod driver;
 mod greedy;
 mod random;
+pub mod reaction;
+pub mod start;
 mod survival;
 
 use protocol::Dir;
@@ -17,9 +19,11 @@ use rand_chacha::ChaCha8Rng;
 use crate::view::GameView;
 
 pub use board::{Board, Move};
-pub use driver::{BotConfig, BotPhase, BotStats, BotUpdate, Swarm, run_bot};
+pub use driver::{BotConfig, BotPhase, BotStats, BotUpdate, Swarm, act, run_bot};
 pub use greedy::Greedy;
 pub use random::Random;
+pub use reaction::Reaction;
+pub use start::{SpawnWatch, Waiting, start_dir};
 pub use survival::Survival;
 
 /// Something that steers a snake.
@@ -154,6 +158,7 @@ pub(crate) mod testkit {
             room: "test".into(),
             mode: Mode::Snake,
             tick_rate: 20,
+            speed: 10,
             map,
             resumed: false,
             name: "me".into(),

@@ -307,6 +307,7 @@ mod tests {
             room: "lobby".into(),
             mode: Mode::Snake,
             tick_rate: 20,
+            speed: 10,
             map: Map::parse("#####\n#0.1#\n#####\n", "t").unwrap(),
             resumed,
             name: "alice".into(),

@@ -54,6 +54,7 @@ pub fn snapshot(t: Timeline) -> LagSnapshot {
         room: "lobby".into(),
         mode: Mode::Snake,
         tick_rate: 20,
+        speed: 10,
         map: Map::parse("#####\n#0.1#\n#####\n", "t").expect("a valid map"),
         resumed: false,
         name: "alice".into(),

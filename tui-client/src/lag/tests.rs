@@ -19,6 +19,7 @@ fn welcome(tick_rate: u32, resumed: bool) -> ServerMsg {
         room: "lobby".into(),
         mode: Mode::Snake,
         tick_rate,
+        speed: 10,
         map: Map::parse("#####\n#0.1#\n#####\n", "t").unwrap(),
         resumed,
         name: "alice".into(),

@@ -94,6 +94,7 @@ impl CompareRun {
                     client,
                     kind: BotKind::Survival,
                     seed: i as u64 + 1,
+                    reaction: std::time::Duration::ZERO,
                     live: Some((i, tx.clone())),
                 }
             })

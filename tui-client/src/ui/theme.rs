@@ -118,6 +118,17 @@ const ASCII: Glyphs = Glyphs {
     mid: " - ",
 };
 
+/// Unicode without colors: walls and food keep their blocks, snakes take
+/// the ASCII letters, so nothing but shape tells them apart and every
+/// shape differs (a full block would make a body look like a wall).
+const UNICODE_MONO: Glyphs = Glyphs {
+    body: ASCII.body,
+    head: ASCII.head,
+    my_body: ASCII.my_body,
+    my_head: ASCII.my_head,
+    ..UNICODE
+};
+
 /// Everything that decides looks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Theme {
@@ -125,42 +136,46 @@ pub struct Theme {
     pub glyphs: Glyphs,
 }
 
-/// Snake colors in 16-color terminals, by player id.
-const PALETTE_16: [Color; 10] = [
-    Color::LightGreen,
+/// Other snakes' colors in 16-color terminals, by player id. Green is
+/// ours alone and red is food's, so neither is here.
+const PALETTE_16: [Color; 8] = [
     Color::LightMagenta,
     Color::LightCyan,
     Color::LightYellow,
     Color::LightBlue,
-    Color::LightRed,
-    Color::Green,
     Color::Magenta,
     Color::Cyan,
     Color::Yellow,
+    Color::Blue,
 ];
 
-/// Snake colors in truecolor terminals, by player id.
-const PALETTE_RGB: [(u8, u8, u8); 12] = [
-    (80, 220, 100),
+/// Other snakes' colors in truecolor terminals, by player id (no green,
+/// no red: ours and food's).
+const PALETTE_RGB: [(u8, u8, u8); 8] = [
     (235, 90, 210),
     (70, 210, 230),
     (240, 220, 70),
     (90, 140, 255),
-    (255, 140, 60),
+    (255, 150, 60),
     (160, 110, 255),
-    (140, 240, 200),
-    (255, 110, 130),
-    (180, 230, 80),
     (100, 180, 255),
     (230, 180, 120),
 ];
+
+/// Our own snake's color: the same green in every game, so we find
+/// ourselves at a glance.
+const MINE: (Color, (u8, u8, u8)) = (Color::LightGreen, (80, 230, 100));
 
 impl Theme {
     /// A theme for the given capabilities.
     pub fn new(colors: ColorMode, ascii: bool) -> Theme {
         Theme {
             colors,
-            glyphs: if ascii { ASCII } else { UNICODE },
+            glyphs: match (ascii, colors) {
+                (true, _) => ASCII,
+                (false, ColorMode::None) => UNICODE_MONO,
+                (false, _) => UNICODE,
+            },
         }
     }
 
@@ -172,28 +187,24 @@ impl Theme {
         }
     }
 
-    /// A snake's body, by player id.
+    /// Another snake's body, by player id.
     pub fn snake(&self, id: u32) -> Style {
         let i = id as usize;
         let rgb = PALETTE_RGB[i % PALETTE_RGB.len()];
         self.color(PALETTE_16[i % PALETTE_16.len()], rgb)
     }
 
-    /// A snake's head: its color, bold.
+    /// Another snake's head: its color, bold.
     pub fn head(&self, id: u32) -> Style {
         self.snake(id).add_modifier(Modifier::BOLD)
     }
 
-    /// Our own snake stands out: bold, and reversed without colors.
-    pub fn mine(&self, id: u32) -> Style {
-        let s = self.snake(id).add_modifier(Modifier::BOLD);
-        match self.colors {
-            ColorMode::None => s.add_modifier(Modifier::REVERSED),
-            _ => s,
-        }
+    /// Our own snake: green (a color no other snake has), bold.
+    pub fn mine(&self, _id: u32) -> Style {
+        self.color(MINE.0, MINE.1).add_modifier(Modifier::BOLD)
     }
 
-    /// Our own head: white and bold, so we find ourselves at a glance.
+    /// Our own head: white and bold on the green body.
     pub fn my_head(&self, id: u32) -> Style {
         match self.colors {
             ColorMode::None => self.mine(id),
@@ -205,14 +216,15 @@ impl Theme {
 
     /// Our name over our head: reversed, like a name tag.
     pub fn my_label(&self, id: u32) -> Style {
-        self.snake(id)
-            .add_modifier(Modifier::BOLD | Modifier::REVERSED)
+        self.mine(id).add_modifier(Modifier::REVERSED)
     }
 
+    /// Walls: gray, the only gray blocks in the arena.
     pub fn wall(&self) -> Style {
         self.color(Color::DarkGray, (95, 95, 120))
     }
 
+    /// Food: red, the only red thing in the arena.
     pub fn food(&self) -> Style {
         self.color(Color::LightRed, (255, 70, 70))
             .add_modifier(Modifier::BOLD)
@@ -297,5 +309,32 @@ mod tests {
         }
         assert_eq!(t.food().fg, None);
         assert_eq!(t.wall().fg, None);
+    }
+
+    #[test]
+    fn food_heads_ours_others_and_walls_differ_in_16_colors_and_in_shapes() {
+        let t = Theme::new(ColorMode::Ansi16, false);
+        let others: Vec<_> = (0..32).map(|id| t.snake(id).fg).collect();
+        for fg in &others {
+            assert_ne!(*fg, t.mine(1).fg, "another snake looks like ours");
+            assert_ne!(*fg, t.food().fg, "a snake looks like food");
+            assert_ne!(*fg, t.wall().fg, "a snake looks like a wall");
+        }
+        assert_ne!(t.food().fg, t.wall().fg);
+        assert_ne!(t.my_head(1).fg, t.mine(1).fg, "our head stands out");
+        // Without colors (and in ASCII) shapes alone tell them apart.
+        for theme in [
+            Theme::new(ColorMode::None, false),
+            Theme::new(ColorMode::None, true),
+            Theme::new(ColorMode::Ansi16, true),
+        ] {
+            let g = theme.glyphs;
+            let shapes = [g.wall, g.food, g.body, g.head, g.my_body, g.my_head];
+            for (i, a) in shapes.iter().enumerate() {
+                for b in &shapes[i + 1..] {
+                    assert_ne!(a, b, "{theme:?}");
+                }
+            }
+        }
     }
 }

@@ -103,7 +103,7 @@ impl App {
                 self.camera = Camera::Free(self.pan(center, dir));
                 None
             }
-            GameKey::Move(dir) => Some(Effect::Steer(dir)),
+            GameKey::Move(dir) => Some(self.steer(dir)),
             GameKey::Boost if self.spectating => None,
             GameKey::Boost => {
                 self.boost = !self.boost;
@@ -252,6 +252,7 @@ impl App {
                         tick_rate: None,
                         max_players: None,
                         persistent: false,
+                        speed: form.speed,
                     }));
                 }
                 KeyCode::Tab => {
@@ -260,6 +261,8 @@ impl App {
                         Mode::Tron => Mode::Snake,
                     }
                 }
+                KeyCode::Up => form.nudge_speed(true),
+                KeyCode::Down => form.nudge_speed(false),
                 KeyCode::Left => form.map = (form.map + MAPS.len() - 1) % MAPS.len(),
                 KeyCode::Right => form.map = (form.map + 1) % MAPS.len(),
                 KeyCode::Backspace => {

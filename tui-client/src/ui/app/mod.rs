@@ -13,7 +13,7 @@ use protocol::text::{sanitize_chat, sanitize_line};
 use protocol::{Dir, GameEvent, Mode, PlayerId, Pos, ServerMsg};
 
 use super::theme::Theme;
-use crate::bot::BotUpdate;
+use crate::bot::{BotUpdate, SpawnWatch, Waiting, start_dir};
 use crate::client::{ClientEvent, ClosedReason};
 use crate::lag::LagSnapshot;
 use crate::view::{GameView, Handled};
@@ -131,6 +131,24 @@ pub struct CreateForm {
     pub mode: Mode,
     /// Index into [`MAPS`].
     pub map: usize,
+    /// Snake speed in cells per second; `None`: the mode's default.
+    pub speed: Option<u32>,
+}
+
+impl CreateForm {
+    /// The speed the room will get.
+    pub fn speed_or_default(&self) -> u32 {
+        self.speed
+            .unwrap_or_else(|| game_server::sim::pace::default_speed(self.mode))
+    }
+
+    /// One cell per second faster (`up`) or slower, within what a room
+    /// accepts.
+    pub fn nudge_speed(&mut self, up: bool) {
+        let now = self.speed_or_default();
+        let next = if up { now + 1 } else { now.saturating_sub(1) };
+        self.speed = Some(next.clamp(1, game_server::sim::pace::MAX_SPEED));
+    }
 }
 
 /// The lobby screen's state.
@@ -176,11 +194,9 @@ pub struct App {
     pub log: VecDeque<LogLine>,
     /// How our snake died last (for the death screen).
     pub death_note: Option<String>,
-    /// Where our snake (re)spawned, while it has not moved from there: the
-    /// arena then says how to start (a new snake waits for its first steer).
-    pub ready_at: Option<Pos>,
-    /// Our snake was alive in the previous frame.
-    alive_before: bool,
+    /// Whether our snake waits for us (fresh at its spawn point, or
+    /// parked for never steering): the arena then says how to start.
+    pub spawn: SpawnWatch,
     /// This room's entry in the last `GET /api/rooms`.
     pub room_info: Option<RoomInfo>,
     pub lobby: Lobby,
@@ -216,8 +232,7 @@ impl App {
             last_center: None,
             log: VecDeque::new(),
             death_note: None,
-            ready_at: None,
-            alive_before: false,
+            spawn: SpawnWatch::default(),
             room_info: None,
             lobby: Lobby::default(),
             quit: false,
@@ -341,10 +356,12 @@ impl App {
             ServerMsg::Tick(t) => {
                 let me = self.view.as_ref().and_then(|v| v.me);
                 for e in &t.events {
+                    if let GameEvent::Died { id, killer, cause } = e
+                        && Some(*id) == me
+                    {
+                        self.death_note = Some(self.what_killed_me(*killer, *cause, &t.events));
+                    }
                     if let Some(line) = self.describe(e) {
-                        if matches!(e, GameEvent::Died { id, .. } if Some(*id) == me) {
-                            self.death_note = Some(line.clone());
-                        }
                         self.push_log(LogLine::Event(line));
                     }
                 }
@@ -407,6 +424,45 @@ impl App {
         })
     }
 
+    /// What killed us and who, for the death notice: the killer's name
+    /// when a body or trail did it, the other driver of a head-on crash
+    /// (another head-on death in the same tick).
+    fn what_killed_me(
+        &self,
+        killer: Option<PlayerId>,
+        cause: protocol::DeathCause,
+        events: &[GameEvent],
+    ) -> String {
+        use protocol::DeathCause;
+        let me = self.view.as_ref().and_then(|v| v.me);
+        let tron = self.view.as_ref().is_some_and(|v| v.mode == Mode::Tron);
+        let body = if tron { "trail" } else { "body" };
+        match (cause, killer) {
+            (DeathCause::Body, Some(k)) if Some(k) != me => {
+                format!("you ran into {}'s {body}", self.name_of(k))
+            }
+            (DeathCause::Body | DeathCause::Own, _) => format!("you ran into your own {body}"),
+            (DeathCause::Wall, _) => "you hit a wall".to_string(),
+            (DeathCause::HeadOn, _) => {
+                let others: Vec<String> = events
+                    .iter()
+                    .filter_map(|e| match e {
+                        GameEvent::Died {
+                            id,
+                            cause: DeathCause::HeadOn,
+                            ..
+                        } if Some(*id) != me => Some(self.name_of(*id)),
+                        _ => None,
+                    })
+                    .collect();
+                match others.as_slice() {
+                    [] => "you crashed head-on".to_string(),
+                    names => format!("you met {} head-on", names.join(" and ")),
+                }
+            }
+        }
+    }
+
     /// The snake the camera follows: ours when playing, else the chosen
     /// one (or the first alive).
     pub fn followed_snake(&self) -> Option<&protocol::SnakeState> {
@@ -421,21 +477,26 @@ impl App {
             .or_else(|| world.snakes.iter().find(|s| s.alive))
     }
 
-    /// Notes a fresh spawn of our snake, and forgets it once the head moves.
+    /// Follows whether our snake waits for a key.
     fn track_spawn(&mut self) {
-        let head = self
-            .view
-            .as_ref()
-            .and_then(|v| v.my_snake())
-            .filter(|s| s.alive)
-            .and_then(|s| s.head());
-        match head {
-            None => self.ready_at = None,
-            Some(h) if !self.alive_before => self.ready_at = Some(h),
-            Some(h) if self.ready_at != Some(h) => self.ready_at = None,
-            Some(_) => {}
+        let Some(view) = self.view.as_ref() else {
+            return;
+        };
+        self.spawn.observe(view.mode, view.my_snake());
+    }
+
+    /// The steer to send for a key: while our snake waits, one that will
+    /// start it even when it is the way the snake already faces (see
+    /// [`start_dir`]).
+    pub fn steer(&mut self, dir: Dir) -> Effect {
+        let heading = self.view.as_ref().and_then(|v| v.my_snake()).map(|s| s.dir);
+        match (self.spawn.waiting(), heading) {
+            (Waiting::AtSpawn | Waiting::Parked, Some(h)) => {
+                self.spawn.started();
+                Effect::Steer(start_dir(h, Some(dir)))
+            }
+            _ => Effect::Steer(dir),
         }
-        self.alive_before = head.is_some();
     }
 
     fn update_center(&mut self) {

@@ -33,6 +33,7 @@ fn welcomed(spectate: bool) -> App {
         room: "lobby".into(),
         mode: Mode::Snake,
         tick_rate: 20,
+        speed: 10,
         map,
         resumed: false,
         name: "me".into(),
@@ -140,6 +141,7 @@ fn a_lost_connection_shows_reconnecting_and_a_resume_clears_it() {
         room: "lobby".into(),
         mode: Mode::Snake,
         tick_rate: 20,
+        speed: 10,
         map: w.map.clone(),
         resumed: true,
         name: "me".into(),
@@ -211,6 +213,7 @@ fn the_lobby_opens_the_compare_view_and_q_goes_back() {
         spectators: 0,
         max_players: 4,
         tick_rate: 20,
+        speed: 10,
         tick: 0,
     }]));
     assert_eq!(
@@ -257,6 +260,7 @@ fn lobby_selects_joins_watches_and_creates() {
         spectators: 0,
         max_players: 16,
         tick_rate: 20,
+        speed: 10,
         tick: 0,
     };
     app.on_rooms(Ok(vec![room("a"), room("b")]));
@@ -317,6 +321,7 @@ fn with_spectate_enter_in_the_lobby_watches() {
         spectators: 0,
         max_players: 16,
         tick_rate: 20,
+        speed: 10,
         tick: 0,
     }]));
     assert_eq!(

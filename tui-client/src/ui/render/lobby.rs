@@ -29,8 +29,10 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             Paragraph::new(Line::raw("No rooms yet: press c to create one.")).render(inner, buf)
         }
         Some(rooms) => {
-            let header =
-                Row::new(["room", "mode", "map", "players", "watching", "tick"]).style(theme.dim());
+            let header = Row::new([
+                "room", "mode", "map", "players", "watching", "tick", "speed",
+            ])
+            .style(theme.dim());
             let rows = rooms.iter().enumerate().map(|(i, r)| {
                 let style = if i == app.lobby.selected {
                     theme.selected()
@@ -49,6 +51,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                     Cell::from(format!("{}/{}", r.players, r.max_players)),
                     Cell::from(r.spectators.to_string()),
                     Cell::from(format!("{} Hz", r.tick_rate)),
+                    Cell::from(format!("{}/s", r.speed)),
                 ])
                 .style(style)
             });
@@ -61,6 +64,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                     Constraint::Length(8),
                     Constraint::Length(9),
                     Constraint::Length(6),
+                    Constraint::Length(5),
                 ],
             )
             .header(header)
@@ -109,6 +113,11 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 Span::styled("map   ", theme.dim()),
                 Span::raw(MAPS[form.map % MAPS.len()]),
                 Span::styled("  (Left/Right)", theme.dim()),
+            ]),
+            Line::from(vec![
+                Span::styled("speed ", theme.dim()),
+                Span::raw(format!("{} cells/s", form.speed_or_default())),
+                Span::styled("  (Up/Down)", theme.dim()),
             ]),
             Line::raw(""),
             Line::styled("type an id, Enter create, Esc cancel", theme.dim()),

@@ -23,7 +23,7 @@ pub use compare::mechanism;
 pub use popups::HELP;
 
 use super::app::{App, LinkState, Overlay, Screen};
-use protocol::Mode;
+use crate::bot::Waiting;
 
 /// Smallest terminal the game draws in.
 pub const MIN_SIZE: (u16, u16) = (60, 20);
@@ -166,14 +166,10 @@ fn game(app: &App, area: Rect, buf: &mut Buffer) -> Option<Position> {
             theme.dim(),
             buf,
         );
-    } else if app.ready_at.is_some() && app.view.as_ref().is_some_and(|v| v.mode == Mode::Snake) {
-        popups::banner(
-            app,
-            inner,
-            "steer to start: arrows, WASD or hjkl".to_string(),
-            theme.accent(),
-            buf,
-        );
+    } else if app.spawn.waiting() == Waiting::AtSpawn {
+        popups::how_to_play(app, inner, buf);
+    } else if app.spawn.waiting() == Waiting::Parked {
+        popups::parked(app, inner, buf);
     } else {
         popups::death(app, inner, buf);
     }

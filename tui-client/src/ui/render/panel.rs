@@ -84,10 +84,11 @@ fn scoreboard(app: &App, area: Rect, buf: &mut Buffer) {
                 format!("{}/{}", s.score.kills, s.score.deaths)
             )
         };
-        let mut name_style = theme.snake(s.id);
-        if mine {
-            name_style = name_style.add_modifier(Modifier::BOLD);
-        }
+        let mut name_style = if mine {
+            theme.mine(s.id)
+        } else {
+            theme.snake(s.id)
+        };
         if !s.alive {
             name_style = name_style.add_modifier(Modifier::DIM);
         }
@@ -233,5 +234,11 @@ fn color_of(app: &App, name: &str) -> Style {
         .as_ref()
         .and_then(|v| v.world.as_ref())
         .and_then(|w| w.snakes.iter().find(|s| s.name == name))
-        .map_or_else(|| app.theme.accent(), |s| app.theme.snake(s.id))
+        .map_or_else(
+            || app.theme.accent(),
+            |s| match app.view.as_ref().and_then(|v| v.me) {
+                Some(me) if me == s.id => app.theme.mine(s.id),
+                _ => app.theme.snake(s.id),
+            },
+        )
 }

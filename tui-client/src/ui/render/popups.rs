@@ -153,9 +153,57 @@ pub fn death(app: &App, area: Rect, buf: &mut Buffer) {
     message_box(
         app,
         top,
-        Span::styled(" You died ", theme.bad()),
+        // A tron joiner waits for the round without having died.
+        if app.death_note.is_some() {
+            Span::styled(" You died ", theme.bad())
+        } else {
+            Span::styled(" Waiting ", theme.warn())
+        },
         lines,
         34,
+        buf,
+    );
+}
+
+/// The first screen of a fresh snake: it waits for a key, and how to play.
+pub fn how_to_play(app: &App, area: Rect, buf: &mut Buffer) {
+    let theme = &app.theme;
+    let g = &theme.glyphs;
+    let lines = vec![
+        Line::styled("steer to start: arrows, WASD or hjkl", theme.accent()).centered(),
+        Line::from(vec![
+            Span::raw("eat "),
+            Span::styled(g.food, theme.food()),
+            Span::raw(" to grow, avoid walls and snakes; ? help"),
+        ])
+        .centered(),
+    ];
+    let top = Rect {
+        height: 8.min(area.height),
+        ..area
+    };
+    // Sized to the arena, so the box is as tall as its wrapped lines.
+    message_box(app, top, Span::raw(""), lines, 58.min(area.width), buf);
+}
+
+/// Our snake waited at its spawn point without a key and was taken off
+/// the arena; a key brings it back.
+pub fn parked(app: &App, area: Rect, buf: &mut Buffer) {
+    let theme = &app.theme;
+    let lines = vec![
+        Line::raw("Your snake waited for you and was parked.").centered(),
+        Line::styled("press an arrow key (WASD, hjkl) to play", theme.accent()).centered(),
+    ];
+    let top = Rect {
+        height: 6.min(area.height),
+        ..area
+    };
+    message_box(
+        app,
+        top,
+        Span::styled(" Parked ", theme.warn()),
+        lines,
+        46,
         buf,
     );
 }

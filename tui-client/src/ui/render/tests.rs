@@ -39,6 +39,7 @@ fn welcome(me: Option<u32>, map: &str) -> Welcome {
         room: "lobby".into(),
         mode: Mode::Snake,
         tick_rate: 20,
+        speed: 10,
         map: protocol::map::builtin(map).expect("built-in map"),
         resumed: false,
         name: "alice".into(),
@@ -139,6 +140,7 @@ fn game(me: Option<u32>, colors: ColorMode, ascii: bool) -> App {
         spectators: 2,
         max_players: 16,
         tick_rate: 20,
+        speed: 10,
         tick: 1234,
     });
     app
@@ -311,6 +313,7 @@ fn rooms() -> Vec<RoomInfo> {
             spectators: 1,
             max_players: 16,
             tick_rate: 20,
+            speed: 10,
             tick: 100,
         },
         RoomInfo {
@@ -321,6 +324,7 @@ fn rooms() -> Vec<RoomInfo> {
             spectators: 0,
             max_players: 2,
             tick_rate: 30,
+            speed: 10,
             tick: 5,
         },
     ]
@@ -354,6 +358,7 @@ fn lobby_create_form() {
         id: "party".into(),
         mode: Mode::Tron,
         map: 2,
+        speed: None,
     });
     insta::assert_snapshot!(screen(&app, 80, 24));
 }
@@ -448,11 +453,121 @@ fn our_snake_is_highlighted_and_colors_follow_the_mode() {
             .all(|c| c.fg == Color::Reset && c.bg == Color::Reset),
         "NO_COLOR: no colors at all"
     );
-    assert!(
-        buf.content
+    let s = text(&buf);
+    // Shapes alone: walls blocks, food half blocks, us [] @@, others oo OO.
+    for shape in ["██", "▐▌", "[][]", "@@", "oo", "OO"] {
+        assert!(s.contains(shape), "NO_COLOR draws {shape}:\n{s}");
+    }
+}
+
+#[test]
+fn sixteen_colors_tell_food_us_others_and_walls_apart() {
+    let app = game(Some(1), ColorMode::Ansi16, false);
+    let buf = draw(&app, 120, 40);
+    let fg_of = |symbol: &str| -> Vec<Color> {
+        let mut v: Vec<Color> = buf
+            .content
             .iter()
-            .any(|c| c.modifier.contains(Modifier::REVERSED)),
-        "NO_COLOR: our snake is reversed"
+            .filter(|c| c.symbol() == symbol)
+            .map(|c| c.fg)
+            .collect();
+        v.sort_by_key(|c| format!("{c:?}"));
+        v.dedup();
+        v
+    };
+    // Food: red, and only food is.
+    assert_eq!(fg_of("▐"), vec![Color::LightRed]);
+    // Bodies: ours green, the others neither green nor red nor gray.
+    let bodies = fg_of("█");
+    assert!(bodies.contains(&Color::LightGreen), "{bodies:?}");
+    assert!(bodies.contains(&Color::DarkGray), "walls: {bodies:?}");
+    for c in &bodies {
+        assert!(
+            !matches!(c, Color::LightRed | Color::Red | Color::Green),
+            "{c:?}"
+        );
+    }
+    assert!(bodies.len() >= 4, "ours, walls and two others: {bodies:?}");
+}
+
+/// A frame after `w`'s tick that kills player 1 with `events`.
+fn kill(app: &mut App, events: Vec<GameEvent>, respawn_in: u16) {
+    let mut w = world();
+    let before = w.clone();
+    w.tick += 1;
+    w.snakes[0].body.clear();
+    w.snakes[0].alive = false;
+    w.snakes[0].respawn_in = respawn_in;
+    w.snakes[0].score.length = 0;
+    let delta = w.diff(&before);
+    app.on_client(ClientEvent::Server(ServerMsg::Tick(Box::new(TickFrame {
+        ack: 0,
+        tick: w.tick,
+        checksum: w.checksum(),
+        server_time_us: 0,
+        delta,
+        events,
+    }))));
+}
+
+#[test]
+fn the_death_notice_names_the_other_driver_of_a_head_on_crash() {
+    let mut app = game(Some(1), ColorMode::Ansi16, false);
+    let head_on = |id| GameEvent::Died {
+        id,
+        killer: None,
+        cause: DeathCause::HeadOn,
+    };
+    kill(&mut app, vec![head_on(1), head_on(2)], 30);
+    let s = screen(&app, 120, 40);
+    assert!(s.contains("you met bot-1 head-on"), "{s}");
+    let mut app = game(Some(1), ColorMode::Ansi16, false);
+    kill(
+        &mut app,
+        vec![GameEvent::Died {
+            id: 1,
+            killer: None,
+            cause: DeathCause::Wall,
+        }],
+        30,
+    );
+    assert!(screen(&app, 120, 40).contains("you hit a wall"));
+}
+
+#[test]
+fn a_fresh_snake_shows_how_to_play() {
+    let mut app = App::new(
+        session(true),
+        Theme::new(ColorMode::Ansi16, false),
+        Some("lobby".into()),
+        false,
+    );
+    app.on_client(ClientEvent::Welcome(Box::new(welcome(Some(1), "small"))));
+    app.on_client(ClientEvent::Server(snapshot_msg(world())));
+    let s = screen(&app, 120, 40);
+    assert!(s.contains("eat ▐▌ to grow"), "{s}");
+    insta::assert_snapshot!(s);
+    // 60x20 still says it, wrapped.
+    let small = screen(&app, 60, 20);
+    assert!(small.contains("steer to start"), "{small}");
+    insta::assert_snapshot!("a_fresh_snake_shows_how_to_play_60x20", small);
+}
+
+#[test]
+fn a_parked_snake_says_a_key_brings_it_back() {
+    let mut app = game(Some(1), ColorMode::Ansi16, false);
+    kill(&mut app, vec![], 0);
+    let s = screen(&app, 120, 40);
+    assert!(
+        s.contains("Parked") && s.contains("press an arrow key"),
+        "{s}"
+    );
+    assert!(!s.contains("You died"), "{s}");
+    insta::assert_snapshot!(s);
+    // The key the snake faces (right) still starts it: sent as a reversal.
+    assert_eq!(
+        app.on_key(KeyEvent::from(KeyCode::Right)),
+        Some(crate::ui::app::Effect::Steer(Dir::Left))
     );
 }
 
