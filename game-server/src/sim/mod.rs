@@ -325,7 +325,7 @@ impl World {
     }
 
     /// The player is there: a waiting snake goes, a parked one comes back.
-    fn wake(&mut self, i: usize) {
+    fn rouse(&mut self, i: usize) {
         let p = &mut self.pilots[i];
         p.hold = None;
         p.parked = false;
@@ -384,7 +384,7 @@ impl World {
                 if let Some(i) = self.index_of(*id) {
                     // Any steer (even a reversal, ignored below) ends the
                     // wait at the spawn point, or brings a parked snake back.
-                    self.wake(i);
+                    self.rouse(i);
                     let (s, p) = (&self.state.snakes[i], &mut self.pilots[i]);
                     let last = p.queue.last().copied().unwrap_or(s.dir);
                     if s.alive && p.queue.len() < 2 && *dir != last && *dir != last.opposite() {
@@ -395,7 +395,7 @@ impl World {
             SimInput::Boost { id, on } => {
                 if let Some(i) = self.index_of(*id) {
                     if *on {
-                        self.wake(i);
+                        self.rouse(i);
                     }
                     self.pilots[i].boost_req = *on;
                 }
