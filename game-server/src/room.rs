@@ -75,8 +75,9 @@ pub struct Joined {
     pub outbox: Arc<Outbox>,
 }
 
-/// One tick's SSE bytes (`event: tick` plus that tick's chat and score
-/// events), shared by every SSE spectator of the room.
+/// One tick's SSE bytes (`event: tick`, whose delta carries the
+/// scoreboard rows that changed, plus that tick's chat events), shared by
+/// every SSE spectator of the room.
 #[derive(Clone, Debug)]
 pub struct SseChunk {
     pub tick: u64,
@@ -563,10 +564,7 @@ impl RoomTask {
             events,
         };
         let sse_subs = self.sse_live.receiver_count() > 0;
-        if let Some(ev) = self
-            .sse
-            .tick(sse_subs, &tick, &self.chat, state, &self.prev)
-        {
+        if let Some(ev) = self.sse.tick(sse_subs, &tick, &self.chat) {
             // No receiver left (they all went since the count): nothing to do.
             let _ = self.sse_live.send(SseChunk {
                 tick: tick.tick,

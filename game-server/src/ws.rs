@@ -188,10 +188,7 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
         }
     };
     if hello.version != PROTOCOL_VERSION {
-        let msg = format!(
-            "protocol version {} is not supported; this server speaks version {PROTOCOL_VERSION}",
-            hello.version
-        );
+        let msg = protocol::version_mismatch(hello.version);
         refuse(&mut tx, format, "version_mismatch", msg, close::PROTOCOL).await;
         return;
     }

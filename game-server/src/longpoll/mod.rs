@@ -363,10 +363,7 @@ pub async fn create(
         return error_reply(
             StatusCode::BAD_REQUEST,
             "version_mismatch",
-            format!(
-                "protocol version {} is not supported; this server speaks version {PROTOCOL_VERSION}",
-                hello.version
-            ),
+            protocol::version_mismatch(hello.version),
         );
     }
     let joined = match room.join(hello, format).await {
