@@ -176,10 +176,11 @@ async fn a_reader_that_stops_reading_is_bounded_then_resynced() {
     let http = Http::get_small_window(s.local_addr, "/rooms/lobby/events").await;
     // Read nothing while the room runs far more ticks than the ring, the
     // socket buffers and hyper's write buffer can hold: the room never
-    // queues for this reader (its ring is shared and bounded).
+    // queues for this reader (its ring is shared and bounded). Protocol 2's
+    // ticks of six players are ~300 B, so that takes some 150 KB: 480 ticks.
     let from = stats.tick.load(Ordering::Relaxed);
     tokio::time::timeout(Duration::from_secs(60), async {
-        while stats.tick.load(Ordering::Relaxed) < from + 120 {
+        while stats.tick.load(Ordering::Relaxed) < from + 480 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
