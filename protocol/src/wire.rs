@@ -48,7 +48,13 @@ impl Serialize for TickFrame {
         st.serialize_field("checksum", &self.checksum)?;
         st.serialize_field("server_time_us", &self.server_time_us)?;
         st.serialize_field("delta", &self.delta)?;
-        field(&mut st, human, "events", &self.events, self.events.is_empty())?;
+        field(
+            &mut st,
+            human,
+            "events",
+            &self.events,
+            self.events.is_empty(),
+        )?;
         st.end()
     }
 }
@@ -73,7 +79,13 @@ impl Serialize for Delta {
         field(&mut st, h, "round", &self.round, self.round.is_none())?;
         field(&mut st, h, "moved", &self.moved, self.moved.is_empty())?;
         field(&mut st, h, "snakes", &self.snakes, self.snakes.is_empty())?;
-        field(&mut st, h, "removed", &self.removed, self.removed.is_empty())?;
+        field(
+            &mut st,
+            h,
+            "removed",
+            &self.removed,
+            self.removed.is_empty(),
+        )?;
         let (added, removed) = (&self.food_added, &self.food_removed);
         field(&mut st, h, "food_added", added, added.is_empty())?;
         field(&mut st, h, "food_removed", removed, removed.is_empty())?;

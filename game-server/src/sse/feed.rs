@@ -252,10 +252,7 @@ mod tests {
         let mut feed = SseFeed::new(1, Duration::from_secs(capacity_secs));
         for t in 1..=n {
             let (prev, now) = (world(t - 1), world(t));
-            assert!(
-                feed.tick(true, &frame(&now, &prev), &[])
-                    .is_some()
-            );
+            assert!(feed.tick(true, &frame(&now, &prev), &[]).is_some());
         }
         feed
     }
@@ -294,10 +291,7 @@ mod tests {
         let mut formatted = 0;
         for t in 4..=10 {
             let (prev, now) = (world(t - 1), world(t));
-            formatted += usize::from(
-                feed.tick(false, &frame(&now, &prev), &[])
-                    .is_some(),
-            );
+            formatted += usize::from(feed.tick(false, &frame(&now, &prev), &[]).is_some());
         }
         assert_eq!(formatted, 2, "one ring's length of grace, then nothing");
         assert_eq!(feed.buffered(), 0);
@@ -311,10 +305,7 @@ mod tests {
     fn a_room_nobody_watched_formats_nothing() {
         let mut feed = SseFeed::new(60, Duration::from_secs(12));
         let (prev, now) = (world(0), world(1));
-        assert!(
-            feed.tick(false, &frame(&now, &prev), &[])
-                .is_none()
-        );
+        assert!(feed.tick(false, &frame(&now, &prev), &[]).is_none());
         assert_eq!(feed.buffered(), 0);
     }
 
@@ -338,9 +329,7 @@ mod tests {
             from: "a".into(),
             text: "hi".into(),
         }];
-        let bundle = feed
-            .tick(true, &frame(&now, &prev), &chat)
-            .unwrap();
+        let bundle = feed.tick(true, &frame(&now, &prev), &chat).unwrap();
         assert_eq!(ids(&[bundle.clone()]), ["tick:1", "chat:1"]);
         // The joined snake (and so its scoreboard row) is in the tick.
         let text = std::str::from_utf8(&bundle).unwrap();

@@ -398,8 +398,7 @@ async fn join_as(
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/rooms/lobby/ws"))
         .await
         .ok()?;
-    let hello =
-        serde_json::json!({"hello": {"version": protocol::PROTOCOL_VERSION, "name": name, "role": role, "token": token}});
+    let hello = serde_json::json!({"hello": {"version": protocol::PROTOCOL_VERSION, "name": name, "role": role, "token": token}});
     ws.send(Message::text(hello.to_string())).await.ok()?;
     Some(ws)
 }
