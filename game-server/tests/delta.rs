@@ -27,7 +27,7 @@ fn inputs(r: &mut SplitMix64, present: &mut [bool; 8]) -> Vec<SimInput> {
             }
             5 if *here => out.push(SimInput::Connected {
                 id,
-                connected: r.next_u64() % 2 == 0,
+                connected: r.next_u64().is_multiple_of(2),
             }),
             6..=40 if *here => out.push(SimInput::Turn {
                 id,
@@ -35,7 +35,7 @@ fn inputs(r: &mut SplitMix64, present: &mut [bool; 8]) -> Vec<SimInput> {
             }),
             41..=44 if *here => out.push(SimInput::Boost {
                 id,
-                on: r.next_u64() % 2 == 0,
+                on: r.next_u64().is_multiple_of(2),
             }),
             _ => {}
         }
