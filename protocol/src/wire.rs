@@ -97,8 +97,8 @@ impl Serialize for Delta {
 // ------------------------------------------------------------ SnakeMove
 
 /// Flags byte of a packed move: bits 0-2 the head cell count (7: a count
-/// follows), bits 3-4 the trim (3: a trim follows), bit 5 a changes byte
-/// follows. Bits 6-7 are zero.
+/// follows), bits 3-4 the trim (0: the usual one, 1: trim 0, 2: trim 1,
+/// 3: a trim follows), bit 5 a changes byte follows. Bits 6-7 are zero.
 const HEAD_BITS: u8 = 0b111;
 const HEAD_FOLLOWS: u8 = 7;
 const TRIM_SHIFT: u8 = 3;
@@ -146,7 +146,7 @@ impl Serialize for SnakeMove {
             let mut st = s.serialize_struct("SnakeMove", 8)?;
             st.serialize_field("id", &self.id)?;
             field(&mut st, true, "head", &self.head, self.head.is_empty())?;
-            field(&mut st, true, "trim", &self.trim, self.trim == 0)?;
+            field(&mut st, true, "trim", &self.trim, self.trim.is_none())?;
             field(&mut st, true, "dir", &self.dir, self.dir.is_none())?;
             field(&mut st, true, "alive", &self.alive, self.alive.is_none())?;
             let respawn = &self.respawn_in;
@@ -160,10 +160,11 @@ impl Serialize for SnakeMove {
             .ok()
             .filter(|&n| n < HEAD_FOLLOWS)
             .unwrap_or(HEAD_FOLLOWS);
-        let trim_code = u8::try_from(self.trim)
-            .ok()
-            .filter(|&n| n < TRIM_FOLLOWS)
-            .unwrap_or(TRIM_FOLLOWS);
+        let trim_code = match self.trim {
+            None => 0,
+            Some(t @ 0..=1) => t as u8 + 1,
+            Some(_) => TRIM_FOLLOWS,
+        };
         let changes = changes_byte(self);
         let flags = head_code | trim_code << TRIM_SHIFT | if changes != 0 { CHANGES } else { 0 };
         let elements = 3
@@ -183,8 +184,8 @@ impl Serialize for SnakeMove {
             t.serialize_element(&n)?;
         }
         t.serialize_element(&Cells(&self.head))?;
-        if trim_code == TRIM_FOLLOWS {
-            t.serialize_element(&self.trim)?;
+        if let (TRIM_FOLLOWS, Some(trim)) = (trim_code, &self.trim) {
+            t.serialize_element(trim)?;
         }
         if changes != 0 {
             t.serialize_element(&changes)?;
@@ -215,7 +216,7 @@ struct JsonMove {
     #[serde(default)]
     head: Vec<Pos>,
     #[serde(default)]
-    trim: u32,
+    trim: Option<u32>,
     #[serde(default)]
     dir: Option<Dir>,
     #[serde(default)]
@@ -275,8 +276,9 @@ impl<'de> Visitor<'de> for PackedMove {
             .next_element_seed(CellsSeed(n))?
             .ok_or_else(|| de::Error::custom("packed move ended early"))?;
         let trim = match (flags >> TRIM_SHIFT) & 0b11 {
-            TRIM_FOLLOWS => next(&mut seq)?,
-            t => u32::from(t),
+            0 => None,
+            TRIM_FOLLOWS => Some(next(&mut seq)?),
+            t => Some(u32::from(t) - 1),
         };
         let mut m = SnakeMove {
             id,
@@ -349,19 +351,24 @@ mod tests {
         SnakeMove {
             id: 12,
             head: vec![Pos::new(34, 56)],
-            trim: 1,
             ..SnakeMove::default()
         }
     }
 
     #[test]
-    fn a_plain_move_is_four_bytes_of_bincode_and_three_fields_of_json() {
+    fn a_plain_move_is_four_bytes_of_bincode_and_two_fields_of_json() {
         let m = plain();
         assert_eq!(encode(Format::Bincode, &m).len(), 4);
-        assert_eq!(
-            &encode(Format::Json, &m)[..],
-            br#"{"id":12,"head":[[34,56]],"trim":1}"#
-        );
+        assert_eq!(&encode(Format::Json, &m)[..], br#"{"id":12,"head":[[34,56]]}"#);
+        for trim in [0, 1, 2, 1000] {
+            let m = SnakeMove {
+                trim: Some(trim),
+                ..plain()
+            };
+            for f in [Format::Json, Format::Bincode] {
+                assert_eq!(decode::<SnakeMove>(f, &encode(f, &m)).unwrap(), m);
+            }
+        }
     }
 
     #[test]
@@ -369,7 +376,7 @@ mod tests {
         let m = SnakeMove {
             id: 70_000,
             head: (0..9).map(|i| Pos::new(i, 300)).collect(),
-            trim: 1000,
+            trim: Some(1000),
             dir: Some(Dir::Left),
             alive: Some(false),
             respawn_in: Some(40),

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::{DeltaError, Score, SnakeState, WorldState};
 use crate::PlayerId;
 use crate::geom::{Dir, Pos};
+use crate::msg::Mode;
 
 /// Most head cells a snake can enter in one tick that a [`SnakeMove`] will
 /// express (boost moves two); a longer jump travels as a whole snake.
@@ -60,13 +61,20 @@ impl Delta {
 /// A snake that moved, or changed one of its small fields: cells pushed at
 /// the head, cells cut from the tail, and each other field only when it
 /// changed this tick (`None`: as before).
+///
+/// Two things go without saying, because they are what every tick does:
+/// a `trim` of `None` is the mode's usual one (snake: as many cells as the
+/// head entered, the tail follows; tron: none, the trail stays), and a dead
+/// snake's `respawn_in` counts down by one every tick (see
+/// [`WorldState::apply`]); the fields say only when something else happened.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SnakeMove {
     pub id: PlayerId,
     /// New head cells in the order they were entered (the last is the head).
     pub head: Vec<Pos>,
-    /// Cells removed from the tail (before the new head cells are pushed).
-    pub trim: u32,
+    /// Cells removed from the tail (before the new head cells are pushed);
+    /// `None`: the mode's usual trim ([`usual_trim`]).
+    pub trim: Option<u32>,
     pub dir: Option<Dir>,
     pub alive: Option<bool>,
     pub respawn_in: Option<u16>,
@@ -78,7 +86,7 @@ impl SnakeMove {
     /// A move that changes nothing.
     fn is_noop(&self) -> bool {
         self.head.is_empty()
-            && self.trim == 0
+            && self.trim.is_none_or(|t| t == 0)
             && self.dir.is_none()
             && self.alive.is_none()
             && self.respawn_in.is_none()
@@ -100,10 +108,10 @@ impl WorldState {
                 d.snakes.push(new.clone());
                 continue;
             };
-            if prev == new {
+            if prev == new && !counts_down(prev) {
                 continue;
             }
-            match snake_move(prev, new) {
+            match snake_move(self.mode, prev, new) {
                 Some(m) => {
                     if !m.is_noop() {
                         d.moved.push(m);
@@ -129,7 +137,13 @@ impl WorldState {
 
     /// Applies a delta in place. On error the state may be partly changed;
     /// callers resync from a snapshot.
+    ///
+    /// Every dead snake's `respawn_in` counts down by one first (the delta
+    /// names it only when it does something else).
     pub fn apply(&mut self, d: &Delta) -> Result<(), DeltaError> {
+        for s in self.snakes.iter_mut().filter(|s| counts_down(s)) {
+            s.respawn_in -= 1;
+        }
         if let Some(r) = d.round {
             self.round = r;
         }
@@ -140,8 +154,9 @@ impl WorldState {
                 Err(i) => self.snakes.insert(i, s.clone()),
             }
         }
+        let mode = self.mode;
         for m in &d.moved {
-            apply_move(self.snake_mut(m.id)?, m)?;
+            apply_move(mode, self.snake_mut(m.id)?, m)?;
         }
         for (&id, &score) in &d.scores {
             self.snake_mut(id)?.score = score;
@@ -167,15 +182,29 @@ impl WorldState {
     }
 }
 
-fn apply_move(s: &mut SnakeState, m: &SnakeMove) -> Result<(), DeltaError> {
-    if m.trim as usize > s.body.len() {
+/// The trim a move of `pushed` head cells has unless it says otherwise.
+pub fn usual_trim(mode: Mode, pushed: usize) -> u32 {
+    match mode {
+        Mode::Snake => pushed as u32,
+        Mode::Tron => 0,
+    }
+}
+
+/// A dead snake waiting to respawn: its countdown runs by itself.
+fn counts_down(s: &SnakeState) -> bool {
+    !s.alive && s.respawn_in > 0
+}
+
+fn apply_move(mode: Mode, s: &mut SnakeState, m: &SnakeMove) -> Result<(), DeltaError> {
+    let trim = m.trim.unwrap_or_else(|| usual_trim(mode, m.head.len()));
+    if trim as usize > s.body.len() {
         return Err(DeltaError::Trim {
             id: m.id,
-            trim: m.trim,
+            trim,
             len: s.body.len(),
         });
     }
-    s.body.truncate(s.body.len() - m.trim as usize);
+    s.body.truncate(s.body.len() - trim as usize);
     for &p in &m.head {
         s.body.push_front(p);
     }
@@ -190,18 +219,19 @@ fn apply_move(s: &mut SnakeState, m: &SnakeMove) -> Result<(), DeltaError> {
 /// The move from `prev` to `new` (score aside), or `None` when a move
 /// cannot say it (a new name, or a body that is not the old one with cells
 /// pushed at the head and cut from the tail).
-fn snake_move(prev: &SnakeState, new: &SnakeState) -> Option<SnakeMove> {
+fn snake_move(mode: Mode, prev: &SnakeState, new: &SnakeState) -> Option<SnakeMove> {
     if prev.name != new.name {
         return None;
     }
     let (pushed, trim) = body_move(&prev.body, &new.body)?;
+    let counted = prev.respawn_in - u16::from(counts_down(prev));
     Some(SnakeMove {
         id: new.id,
         head: new.body.iter().take(pushed).rev().copied().collect(),
-        trim: trim as u32,
+        trim: changed(usual_trim(mode, pushed), trim as u32),
         dir: changed(prev.dir, new.dir),
         alive: changed(prev.alive, new.alive),
-        respawn_in: changed(prev.respawn_in, new.respawn_in),
+        respawn_in: changed(counted, new.respawn_in),
         boost: changed(prev.boost, new.boost),
         connected: changed(prev.connected, new.connected),
     })
@@ -261,7 +291,6 @@ fn sorted_difference(a: &[Pos], b: &[Pos]) -> (Vec<Pos>, Vec<Pos>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msg::Mode;
 
     fn snake(body: &[(u16, u16)], length: u32) -> SnakeState {
         SnakeState {
@@ -304,7 +333,7 @@ mod tests {
         let want = SnakeMove {
             id: 1,
             head: vec![Pos::new(3, 1)],
-            trim: 1,
+            trim: None, // snake mode: the tail follows the head
             ..SnakeMove::default()
         };
         assert_eq!(d.moved, [want]);
@@ -318,7 +347,7 @@ mod tests {
         grown.dir = Dir::Down;
         let new = world(grown);
         let d = rebuilds(&old, &new);
-        assert_eq!((d.moved[0].trim, d.moved[0].dir), (0, Some(Dir::Down)));
+        assert_eq!((d.moved[0].trim, d.moved[0].dir), (Some(0), Some(Dir::Down)));
         assert_eq!(d.scores.get(&1).map(|s| s.length), Some(3));
     }
 
@@ -331,6 +360,23 @@ mod tests {
         let d = rebuilds(&old, &new);
         assert!(d.moved.is_empty());
         assert_eq!(d.scores.len(), 1);
+    }
+
+    #[test]
+    fn a_respawn_countdown_goes_without_saying_and_a_tron_move_trims_nothing() {
+        let mut dead = snake(&[], 0);
+        (dead.alive, dead.respawn_in) = (false, 5);
+        let mut later = dead.clone();
+        later.respawn_in = 4;
+        assert!(rebuilds(&world(dead.clone()), &world(later)).is_empty());
+        // A countdown that did not run is said.
+        let d = rebuilds(&world(dead.clone()), &world(dead));
+        assert_eq!(d.moved[0].respawn_in, Some(5));
+        let mut old = world(snake(&[(2, 1), (1, 1)], 2));
+        old.mode = Mode::Tron;
+        let mut new = world(snake(&[(3, 1), (2, 1), (1, 1)], 2));
+        new.mode = Mode::Tron;
+        assert_eq!(rebuilds(&old, &new).moved[0].trim, None);
     }
 
     #[test]
@@ -362,7 +408,7 @@ mod tests {
         assert_eq!(w.apply(&d), Err(DeltaError::UnknownSnake(9)));
         d.moved[0] = SnakeMove {
             id: 1,
-            trim: 2,
+            trim: Some(2),
             ..SnakeMove::default()
         };
         assert!(matches!(w.apply(&d), Err(DeltaError::Trim { .. })));

@@ -182,7 +182,7 @@ pub fn snake_move() -> impl Strategy<Value = SnakeMove> {
     (
         any::<u32>(),
         vec(pos(), 0..10),
-        prop_oneof![0u32..4, any::<u32>()],
+        of(prop_oneof![0u32..4, any::<u32>()]),
         of(dir()),
         of(any::<bool>()),
         of(any::<u16>()),
