@@ -359,7 +359,10 @@ mod tests {
     fn a_plain_move_is_four_bytes_of_bincode_and_two_fields_of_json() {
         let m = plain();
         assert_eq!(encode(Format::Bincode, &m).len(), 4);
-        assert_eq!(&encode(Format::Json, &m)[..], br#"{"id":12,"head":[[34,56]]}"#);
+        assert_eq!(
+            &encode(Format::Json, &m)[..],
+            br#"{"id":12,"head":[[34,56]]}"#
+        );
         for trim in [0, 1, 2, 1000] {
             let m = SnakeMove {
                 trim: Some(trim),

@@ -347,7 +347,10 @@ mod tests {
         grown.dir = Dir::Down;
         let new = world(grown);
         let d = rebuilds(&old, &new);
-        assert_eq!((d.moved[0].trim, d.moved[0].dir), (Some(0), Some(Dir::Down)));
+        assert_eq!(
+            (d.moved[0].trim, d.moved[0].dir),
+            (Some(0), Some(Dir::Down))
+        );
         assert_eq!(d.scores.get(&1).map(|s| s.length), Some(3));
     }
 
