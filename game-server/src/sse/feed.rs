@@ -330,7 +330,7 @@ mod tests {
             text: "hi".into(),
         }];
         let bundle = feed.tick(true, &frame(&now, &prev), &chat).unwrap();
-        assert_eq!(ids(&[bundle.clone()]), ["tick:1", "chat:1"]);
+        assert_eq!(ids(std::slice::from_ref(&bundle)), ["tick:1", "chat:1"]);
         // The joined snake (and so its scoreboard row) is in the tick.
         let text = std::str::from_utf8(&bundle).unwrap();
         assert!(text.contains(r#""snakes":[{"id":1,"name":"a""#), "{text}");
