@@ -665,11 +665,8 @@ impl RoomTask {
             events,
         };
         let sse_subs = self.sse_receivers() > 0;
-        if let (Some(ev), Some(live)) = (
-            self.sse
-                .tick(sse_subs, &tick, &self.chat, state, &self.prev),
-            &self.sse_live,
-        ) {
+        if let (Some(ev), Some(live)) = (self.sse.tick(sse_subs, &tick, &self.chat), &self.sse_live)
+        {
             // No receiver left (they all went since the count): nothing to do.
             let _ = live.send(SseChunk {
                 tick: tick.tick,

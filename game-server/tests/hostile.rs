@@ -27,7 +27,7 @@ type Ws =
 async fn honest(addr: SocketAddr, name: &str) -> Ws {
     let url = format!("ws://{addr}/rooms/lobby/ws");
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let hello = serde_json::json!({"hello": {"version": 1, "name": name}});
+    let hello = serde_json::json!({"hello": {"version": 2, "name": name}});
     ws.send(Message::text(hello.to_string())).await.unwrap();
     ws
 }
@@ -95,7 +95,7 @@ async fn a_hostile_client_costs_the_honest_players_nothing() {
             stalled.push(sock);
         } else {
             let mut ws = RawWs::over(sock).await;
-            ws.send_text(r#"{"hello":{"version":1,"name":"eye","role":"spectator"}}"#)
+            ws.send_text(r#"{"hello":{"version":2,"name":"eye","role":"spectator"}}"#)
                 .await;
             stalled.push(ws.0);
         }

@@ -460,7 +460,7 @@ async fn websocket_hello_and_idle_timeouts_close_with_1008() {
     assert!(reason.contains("hello"), "{reason}");
 
     let mut idle = RawWs::open(s.local_addr).await;
-    idle.send_text(r#"{"hello":{"version":1,"name":"idle","role":"spectator"}}"#)
+    idle.send_text(r#"{"hello":{"version":2,"name":"idle","role":"spectator"}}"#)
         .await;
     let (code, reason) = idle.close_frame().await;
     assert_eq!(code, 1008);

@@ -445,17 +445,13 @@ async fn a_hello_with_the_token_resumes_the_snake_and_ends_the_old_session() {
 
 /// True when `m` shows snake `id` with `connected == want`.
 fn shows_connected(m: &Value, id: u64, want: bool) -> bool {
-    let snakes = m["tick"]["delta"]["snakes"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    snakes.iter().any(|d| {
-        let s = if d.get("moved").is_some() {
-            &d["moved"]
-        } else {
-            &d["full"]
-        };
-        s["id"] == id && s["connected"] == want
+    // Protocol 2: `connected` is in a move only when it changed, and in a
+    // whole snake always.
+    let delta = &m["tick"]["delta"];
+    ["moved", "snakes"].iter().any(|list| {
+        delta[*list]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|s| s["id"] == id && s["connected"] == want))
     })
 }
 

@@ -14,7 +14,7 @@ use common::{Sse, WAIT, get, server};
 use futures_util::{SinkExt, StreamExt};
 use protocol::codec::decode;
 use protocol::sse::{SseMsg, decode_event};
-use protocol::{Format, ServerMsg, WorldState};
+use protocol::{Format, PROTOCOL_VERSION, ServerMsg, WorldState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -86,7 +86,8 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<T
 async fn ws_join(addr: SocketAddr, room: &str, name: &str, role: &str) -> Ws {
     let url = format!("ws://{addr}/rooms/{room}/ws");
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let hello = serde_json::json!({"hello": {"version": 1, "name": name, "role": role}});
+    let hello =
+        serde_json::json!({"hello": {"version": PROTOCOL_VERSION, "name": name, "role": role}});
     ws.send(Message::text(hello.to_string())).await.unwrap();
     match next_msg(&mut ws).await {
         ServerMsg::Welcome(_) => ws,
@@ -216,7 +217,7 @@ async fn an_abandoned_room_closes_and_the_lobby_and_persistent_rooms_stay() {
         addr,
         "POST",
         "/rooms/brief/sessions",
-        r#"{"hello":{"version":1,"name":"late"}}"#,
+        &format!(r#"{{"hello":{{"version":{PROTOCOL_VERSION},"name":"late"}}}}"#),
     )
     .await;
     assert_eq!(status, 404);

@@ -33,15 +33,7 @@ fn player_text(msg: &ServerMsg) -> Vec<String> {
         ServerMsg::Welcome(w) => vec![w.name.clone()],
         ServerMsg::Snapshot(s) => world(&s.state),
         ServerMsg::Tick(t) => {
-            let mut v: Vec<String> = t
-                .delta
-                .snakes
-                .iter()
-                .filter_map(|d| match d {
-                    protocol::SnakeDelta::Full(s) => Some(s.name.clone()),
-                    _ => None,
-                })
-                .collect();
+            let mut v: Vec<String> = t.delta.snakes.iter().map(|s| s.name.clone()).collect();
             for e in &t.events {
                 if let protocol::GameEvent::Joined { name, .. } = e {
                     v.push(name.clone());
@@ -196,7 +188,7 @@ async fn hostile_names_and_chat_reach_every_output_sanitised() {
     let mut sse = Sse::open(addr, "lobby", None).await;
     let mut plain = Http::get(addr, "/rooms/lobby/watch?color=never", &[]).await;
     let mut colored = Http::get(addr, "/rooms/lobby/watch", &[]).await;
-    let hello = serde_json::json!({"hello": {"version": 1, "name": "poll-eye"}}).to_string();
+    let hello = serde_json::json!({"hello": {"version": 2, "name": "poll-eye"}}).to_string();
     let w = http(addr, post("/rooms/lobby/sessions", "", &hello)).await;
     let (poll_session, poll_token) = (
         w["welcome"]["session"].as_str().unwrap().to_string(),
@@ -283,7 +275,6 @@ async fn hostile_names_and_chat_reach_every_output_sanitised() {
                     seen.take(&ServerMsg::Snapshot(Box::new(w.snapshot)));
                 }
                 SseMsg::Server(m) => seen.take(&m),
-                SseMsg::Score(b) => seen.strings.extend(b.rows.into_iter().map(|r| r.name)),
                 SseMsg::Unknown => {}
             }
             raw_before = sse.bytes;

@@ -37,7 +37,8 @@ pub struct Scanner {
 }
 
 /// How far into a `data:` line `server_time_us` can be for a tick or a
-/// snapshot (`data: {"ack":N,"tick":N,"checksum":N,"server_time_us":`);
+/// snapshot (`data: {"tick":N,"checksum":N,"server_time_us":`, with an
+/// `"ack":N,` first on a player's frames);
 /// only a welcome, which has the map first, needs the whole line.
 const EARLY: usize = 160;
 
@@ -73,7 +74,7 @@ fn event(block: &[u8]) -> Option<Seen> {
             id = std::str::from_utf8(v.trim_ascii()).ok()?.parse().ok();
         } else if line.starts_with(b"data:") {
             if matches!(kind, Some(Kind::Other | Kind::Error)) {
-                // Chat and score events: nothing to find in their data.
+                // Chat and error events: nothing to find in their data.
                 continue;
             }
             server_time_us = number_after(line, b"\"server_time_us\":");

@@ -96,10 +96,11 @@ pub(crate) fn fnv1a_of<T: Serialize>(value: &T) -> u64 {
 /// A server frame encoded once and shared by every subscriber.
 ///
 /// Ticks and snapshots carry a per-player `ack` as their first field. The
-/// frame is encoded once with `ack = 0`; [`SharedFrame::with_ack`] puts a
-/// different ack in front of the same shared tail, so a room encodes each
-/// frame once per format however many players it has, and spectators get
-/// [`SharedFrame::bytes`] without any copy.
+/// frame is encoded once with `ack = 0`, which JSON leaves out, so the
+/// shared bytes are a spectator's frame (no `ack`); [`SharedFrame::with_ack`]
+/// puts a player's ack in front of the same shared tail, so a room encodes
+/// each frame once per format however many players it has, and spectators
+/// get [`SharedFrame::bytes`] without any copy.
 #[derive(Clone, Debug)]
 pub struct SharedFrame {
     format: Format,
@@ -132,7 +133,10 @@ impl Variant {
 
 fn header(format: Format, v: Variant, ack: u64) -> Vec<u8> {
     match format {
-        Format::Json => format!("{{\"{}\":{{\"ack\":{ack}", v.name()).into_bytes(),
+        // JSON leaves an ack of 0 out (`crate::wire`): the shared body
+        // starts `{"tick":{"tick":...`; a player's copy gets `"ack":N,`.
+        Format::Json if ack == 0 => format!("{{\"{}\":{{", v.name()).into_bytes(),
+        Format::Json => format!("{{\"{}\":{{\"ack\":{ack},", v.name()).into_bytes(),
         Format::Bincode => bincode::serde::encode_to_vec((v.index(), ack), bincode_config())
             .expect("two integers always encode"),
     }

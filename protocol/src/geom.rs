@@ -3,10 +3,27 @@
 use serde::{Deserialize, Serialize};
 
 /// A cell on the grid; `x` grows right, `y` grows down.
+///
+/// On the wire a pair, `[x, y]` in JSON (cells are most of a frame's
+/// bytes); bincode encodes a pair exactly as it did the struct, so the
+/// checksum does not depend on this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(from = "(u16, u16)", into = "(u16, u16)")]
 pub struct Pos {
     pub x: u16,
     pub y: u16,
+}
+
+impl From<(u16, u16)> for Pos {
+    fn from((x, y): (u16, u16)) -> Pos {
+        Pos { x, y }
+    }
+}
+
+impl From<Pos> for (u16, u16) {
+    fn from(p: Pos) -> (u16, u16) {
+        (p.x, p.y)
+    }
 }
 
 impl Pos {

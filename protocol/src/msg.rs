@@ -1,16 +1,19 @@
 //! The messages of the protocol, one enum per direction.
 //!
 //! serde's externally tagged representation with snake_case names gives the
-//! JSON shape the contract fixes (`{"hello": {"version": 1, "name": "alice"}}`)
+//! JSON shape the contract fixes (`{"hello": {"version": 2, "name": "alice"}}`)
 //! and the same enum encodes to bincode unchanged. Optional fields use
-//! `#[serde(default)]` so JSON users may omit them; nothing uses
-//! `skip_serializing_if`, which bincode (not self-describing) cannot decode.
+//! `#[serde(default)]` so JSON users may omit them. No derive uses
+//! `skip_serializing_if`, which bincode (not self-describing) cannot decode:
+//! the frames that leave empty fields out of JSON (`tick`, `snapshot` and
+//! the delta) have their Serialize written in `crate::wire`, which keeps
+//! every field in binary formats.
 
 use serde::{Deserialize, Serialize};
 
 use crate::PlayerId;
 use crate::map::Map;
-use crate::state::{Delta, Score, WorldState};
+use crate::state::{Delta, WorldState};
 
 /// Game mode of a room.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -72,7 +75,7 @@ pub enum ClientMsg {
     Resync {},
 }
 
-/// Opens a session: `{"hello": {"version": 1, "name": "alice"}}`.
+/// Opens a session: `{"hello": {"version": 2, "name": "alice"}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     /// Must equal [`crate::PROTOCOL_VERSION`].
@@ -156,10 +159,12 @@ pub struct Welcome {
 /// A keyframe. Carries the whole world after tick `tick`.
 ///
 /// `ack` comes first so a shared encoding can be re-headed per player
-/// (see [`crate::codec::SharedFrame`]).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// (see [`crate::codec::SharedFrame`]); JSON leaves it out when 0, so a
+/// spectator's frames carry none (Serialize is in `crate::wire`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Snapshot {
     /// Highest input seq applied for the receiving player (0 for none).
+    #[serde(default)]
     pub ack: u64,
     pub tick: u64,
     /// [`WorldState::checksum`] of `state`.
@@ -170,10 +175,12 @@ pub struct Snapshot {
 }
 
 /// A delta frame: applying `delta` to the world after `tick - 1` gives the
-/// world after `tick`, whose checksum is `checksum`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// world after `tick`, whose checksum is `checksum`. JSON leaves out an
+/// `ack` of 0 (spectators) and empty `events` (Serialize is in `crate::wire`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct TickFrame {
     /// Highest input seq applied for the receiving player (0 for none).
+    #[serde(default)]
     pub ack: u64,
     pub tick: u64,
     pub checksum: u64,
@@ -181,6 +188,7 @@ pub struct TickFrame {
     pub server_time_us: u64,
     pub delta: Delta,
     /// What happened this tick (informational; not part of the checksum).
+    #[serde(default)]
     pub events: Vec<GameEvent>,
 }
 
@@ -249,21 +257,4 @@ pub enum DeathCause {
     Body,
     /// Two heads met.
     HeadOn,
-}
-
-/// The scoreboard after a tick: the data of the SSE `event: score`, sent
-/// when a score, a name or the set of players changed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Scoreboard {
-    pub tick: u64,
-    /// Every player in the room, by ascending id.
-    pub rows: Vec<ScoreRow>,
-}
-
-/// Scoreboard row, as `GET /api/...` and HUDs show it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScoreRow {
-    pub id: PlayerId,
-    pub name: String,
-    pub score: Score,
 }

@@ -17,7 +17,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{CodecError, Format, decode};
-use crate::msg::{ChatLine, ErrorMsg, Scoreboard, ServerMsg, Snapshot, TickFrame, Welcome};
+use crate::msg::{ChatLine, ErrorMsg, ServerMsg, Snapshot, TickFrame, Welcome};
 
 /// Reconnection delay the server announces with `retry:`, in milliseconds.
 pub const RETRY_MS: u64 = 1000;
@@ -36,10 +36,10 @@ pub struct SseWelcome {
 pub enum SseMsg {
     /// `welcome`: the room and the world to start from.
     Welcome(Box<SseWelcome>),
-    /// `snapshot`, `tick`, `chat` or `error`: the same message a WebSocket carries.
+    /// `snapshot`, `tick`, `chat` or `error`: the same message a WebSocket
+    /// carries. (Since protocol 2 the scoreboard's changes ride in the
+    /// tick's `delta.scores`; there is no `score` event.)
     Server(ServerMsg),
-    /// `score`: the scoreboard changed.
-    Score(Scoreboard),
     /// An event name this version does not know (ignore it: forward compatible).
     Unknown,
 }
@@ -59,7 +59,6 @@ pub fn decode_event(ev: &Event) -> Result<SseMsg, CodecError> {
         )?))),
         "chat" => SseMsg::Server(ServerMsg::Chat(decode::<ChatLine>(Format::Json, data)?)),
         "error" => SseMsg::Server(ServerMsg::Error(decode::<ErrorMsg>(Format::Json, data)?)),
-        "score" => SseMsg::Score(decode::<Scoreboard>(Format::Json, data)?),
         _ => SseMsg::Unknown,
     })
 }

@@ -7,7 +7,7 @@ mod strategies;
 
 use proptest::prelude::*;
 use protocol::codec::{Format, encode};
-use strategies::{client_msg, map, server_msg};
+use strategies::{client_msg, map, server_msg, tick_frame};
 
 /// Bytes that look like an event stream: field lines, comments, every kind
 /// of line end, a BOM, stray bytes.
@@ -77,6 +77,23 @@ proptest! {
                 protocol::fuzz::codec(f, &bytes);
                 protocol::fuzz::codec(f, &bytes[..cut.index(bytes.len() + 1)]);
             }
+        }
+    }
+
+    #[test]
+    fn deltas_apply_from_any_bytes(
+        t in tick_frame(),
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+        noise in proptest::collection::vec(any::<u8>(), 0..256),
+    ) {
+        for f in [Format::Json, Format::Bincode] {
+            let mut bytes = encode(f, &t).to_vec();
+            protocol::fuzz::delta(f, &bytes);
+            let i = at.index(bytes.len());
+            bytes[i] = byte;
+            protocol::fuzz::delta(f, &bytes);
+            protocol::fuzz::delta(f, &noise);
         }
     }
 

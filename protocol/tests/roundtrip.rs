@@ -42,6 +42,27 @@ proptest! {
     }
 
     #[test]
+    fn a_delta_through_either_format_rebuilds_the_next_world((old, new) in world_and_next()) {
+        for f in FORMATS {
+            let frame = TickFrame {
+                ack: 0,
+                tick: new.tick,
+                checksum: new.checksum(),
+                server_time_us: 1,
+                delta: new.diff(&old),
+                events: vec![],
+            };
+            let back: ServerMsg = decode(f, &encode(f, &ServerMsg::Tick(Box::new(frame)))).unwrap();
+            let ServerMsg::Tick(back) = back else { panic!("a tick") };
+            let mut rebuilt = old.clone();
+            rebuilt.apply(&back.delta).unwrap();
+            rebuilt.tick = back.tick;
+            prop_assert_eq!(rebuilt.checksum(), back.checksum, "{:?}", f);
+            prop_assert_eq!(&rebuilt, &new, "{:?}", f);
+        }
+    }
+
+    #[test]
     fn diff_between_unrelated_worlds_still_rebuilds(old in world(), mut new in world()) {
         new.mode = old.mode; // a room's mode never changes
         let mut rebuilt = old.clone();
@@ -148,9 +169,36 @@ fn json_shape_matches_the_contract() {
         })),
     );
     let text = std::str::from_utf8(&tick).unwrap();
-    assert!(
-        text.starts_with(r#"{"tick":{"ack":2,"tick":17,"checksum":1,"server_time_us":3,"#),
-        "{text}"
+    assert_eq!(
+        text,
+        r#"{"tick":{"ack":2,"tick":17,"checksum":1,"server_time_us":3,"delta":{}}}"#
+    );
+    // A spectator's frame (ack 0) carries no ack; cells are pairs.
+    let mut delta = Delta::default();
+    delta.food_added.push(Pos::new(4, 1));
+    let tick = encode(
+        Format::Json,
+        &ServerMsg::Tick(Box::new(TickFrame {
+            ack: 0,
+            tick: 18,
+            checksum: 1,
+            server_time_us: 3,
+            delta,
+            events: vec![],
+        })),
+    );
+    assert_eq!(
+        std::str::from_utf8(&tick).unwrap(),
+        r#"{"tick":{"tick":18,"checksum":1,"server_time_us":3,"delta":{"food_added":[[4,1]]}}}"#
+    );
+}
+
+#[test]
+fn a_v1_hello_is_told_both_versions() {
+    assert_eq!(PROTOCOL_VERSION, 2);
+    assert_eq!(
+        version_mismatch(1),
+        "this server speaks protocol 2; you have 1"
     );
 }
 

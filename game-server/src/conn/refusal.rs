@@ -2,8 +2,6 @@
 //! it in its own terms (an HTTP status, a WebSocket close code) next to
 //! the same `code` and message.
 
-use protocol::PROTOCOL_VERSION;
-
 use crate::room::{Joined, RoomClosed};
 use crate::session::AdmitError;
 
@@ -17,9 +15,7 @@ pub enum Refusal {
     #[error("bad hello: {0}")]
     BadHello(String),
     /// The hello speaks another protocol version.
-    #[error(
-        "protocol version {given} is not supported; this server speaks version {PROTOCOL_VERSION}"
-    )]
+    #[error("{}", protocol::version_mismatch(*given))]
     Version {
         /// The version the client asked for.
         given: u32,

@@ -14,14 +14,14 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use protocol::codec::{Format, encode};
 use protocol::sse::format_event;
-use protocol::{ChatLine, ScoreRow, Scoreboard, TickFrame, Welcome, WorldState};
+use protocol::{ChatLine, TickFrame, Welcome, WorldState};
 use serde::Serialize;
 
-/// A `Snapshot` serialised from a borrowed world (same JSON as
-/// `protocol::Snapshot`, without cloning the world to build one).
+/// A `Snapshot` serialised from a borrowed world (same JSON as a
+/// spectator's `protocol::Snapshot`, which has no `ack`, without cloning
+/// the world to build one).
 #[derive(Serialize)]
 struct SnapshotRef<'a> {
-    ack: u64,
     tick: u64,
     checksum: u64,
     server_time_us: u64,
@@ -64,7 +64,6 @@ fn concat(parts: &[&Bytes]) -> Bytes {
 
 fn snapshot_ref(state: &WorldState, checksum: u64, server_time_us: u64) -> SnapshotRef<'_> {
     SnapshotRef {
-        ack: 0,
         tick: state.tick,
         checksum,
         server_time_us,
@@ -75,16 +74,6 @@ fn snapshot_ref(state: &WorldState, checksum: u64, server_time_us: u64) -> Snaps
 fn snapshot_event(state: &WorldState, checksum: u64, server_time_us: u64) -> Bytes {
     let data = encode(Format::Json, &snapshot_ref(state, checksum, server_time_us));
     format_event("snapshot", Some(state.tick), &data)
-}
-
-/// True when the scoreboard differs: a score, a name or the set of players.
-fn scores_changed(now: &WorldState, before: &WorldState) -> bool {
-    now.snakes.len() != before.snakes.len()
-        || now
-            .snakes
-            .iter()
-            .zip(&before.snakes)
-            .any(|(a, b)| a.id != b.id || a.score != b.score || a.name != b.name)
 }
 
 impl SseFeed {
@@ -101,16 +90,14 @@ impl SseFeed {
         }
     }
 
-    /// Formats the tick that produced `state` (from `prev`), once, when
-    /// anyone may want it: `event: tick` plus this tick's chat and score
-    /// events. `None` when nobody has watched over SSE lately.
+    /// Formats a tick, once, when anyone may want it: `event: tick` (its
+    /// delta carries the scoreboard rows that changed) plus this tick's
+    /// chat events. `None` when nobody has watched over SSE lately.
     pub fn tick(
         &mut self,
         subscribers: bool,
         frame: &TickFrame,
         chat: &[ChatLine],
-        state: &WorldState,
-        prev: &WorldState,
     ) -> Option<Bytes> {
         self.idle = if subscribers {
             0
@@ -126,25 +113,6 @@ impl SseFeed {
         let mut extras = BytesMut::new();
         for c in chat {
             extras.put_slice(&format_event("chat", Some(tick), &encode(Format::Json, c)));
-        }
-        if scores_changed(state, prev) {
-            let board = Scoreboard {
-                tick,
-                rows: state
-                    .snakes
-                    .iter()
-                    .map(|s| ScoreRow {
-                        id: s.id,
-                        name: s.name.clone(),
-                        score: s.score,
-                    })
-                    .collect(),
-            };
-            extras.put_slice(&format_event(
-                "score",
-                Some(tick),
-                &encode(Format::Json, &board),
-            ));
         }
         let extras = extras.freeze();
         let bundle = if extras.is_empty() {
@@ -285,10 +253,7 @@ mod tests {
         let mut feed = SseFeed::new(1, Duration::from_secs(capacity_secs));
         for t in 1..=n {
             let (prev, now) = (world(t - 1), world(t));
-            assert!(
-                feed.tick(true, &frame(&now, &prev), &[], &now, &prev)
-                    .is_some()
-            );
+            assert!(feed.tick(true, &frame(&now, &prev), &[]).is_some());
         }
         feed
     }
@@ -327,10 +292,7 @@ mod tests {
         let mut formatted = 0;
         for t in 4..=10 {
             let (prev, now) = (world(t - 1), world(t));
-            formatted += usize::from(
-                feed.tick(false, &frame(&now, &prev), &[], &now, &prev)
-                    .is_some(),
-            );
+            formatted += usize::from(feed.tick(false, &frame(&now, &prev), &[]).is_some());
         }
         assert_eq!(formatted, 2, "one ring's length of grace, then nothing");
         assert_eq!(feed.buffered(), 0);
@@ -344,15 +306,12 @@ mod tests {
     fn a_room_nobody_watched_formats_nothing() {
         let mut feed = SseFeed::new(60, Duration::from_secs(12));
         let (prev, now) = (world(0), world(1));
-        assert!(
-            feed.tick(false, &frame(&now, &prev), &[], &now, &prev)
-                .is_none()
-        );
+        assert!(feed.tick(false, &frame(&now, &prev), &[]).is_none());
         assert_eq!(feed.buffered(), 0);
     }
 
     #[test]
-    fn chat_and_scores_ride_with_the_tick() {
+    fn chat_rides_with_the_tick_and_scores_in_it() {
         let mut feed = SseFeed::new(10, Duration::from_secs(1));
         let prev = world(0);
         let mut now = world(1);
@@ -371,10 +330,11 @@ mod tests {
             from: "a".into(),
             text: "hi".into(),
         }];
-        let bundle = feed
-            .tick(true, &frame(&now, &prev), &chat, &now, &prev)
-            .unwrap();
-        assert_eq!(ids(&[bundle]), ["tick:1", "chat:1", "score:1"]);
+        let bundle = feed.tick(true, &frame(&now, &prev), &chat).unwrap();
+        assert_eq!(ids(std::slice::from_ref(&bundle)), ["tick:1", "chat:1"]);
+        // The joined snake (and so its scoreboard row) is in the tick.
+        let text = std::str::from_utf8(&bundle).unwrap();
+        assert!(text.contains(r#""snakes":[{"id":1,"name":"a""#), "{text}");
         let key = feed.keyframe(&now, 1);
         assert_eq!(ids(std::slice::from_ref(&key)), ["snapshot:1"]);
         assert_eq!(

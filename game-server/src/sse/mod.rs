@@ -26,8 +26,9 @@ use crate::metrics::{ConnMetrics, RoomMetrics};
 
 const KEEPALIVE: Bytes = Bytes::from_static(b": keepalive\n\n");
 
-/// One tick's SSE bytes (`event: tick` plus that tick's chat and score
-/// events), shared by every SSE spectator of the room.
+/// One tick's SSE bytes (`event: tick`, whose delta carries the
+/// scoreboard rows that changed, plus that tick's chat events), shared by
+/// every SSE spectator of the room.
 #[derive(Clone, Debug)]
 pub struct SseChunk {
     /// The tick, which is every event's `id`.

@@ -226,7 +226,7 @@ impl Sse {
 pub async fn ws_player(addr: SocketAddr, name: &str) -> tokio::task::JoinHandle<()> {
     let url = format!("ws://{addr}/rooms/lobby/ws");
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let hello = serde_json::json!({"hello": {"version": 1, "name": name}});
+    let hello = serde_json::json!({"hello": {"version": 2, "name": name}});
     ws.send(Message::text(hello.to_string())).await.unwrap();
     // Wait for the welcome so the player is in before we go on.
     loop {
@@ -258,7 +258,7 @@ pub async fn ws_player(addr: SocketAddr, name: &str) -> tokio::task::JoinHandle<
 pub async fn ws_chat(addr: SocketAddr, name: &str, text: &str) {
     let url = format!("ws://{addr}/rooms/lobby/ws");
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let hello = serde_json::json!({"hello": {"version": 1, "name": name}});
+    let hello = serde_json::json!({"hello": {"version": 2, "name": name}});
     ws.send(Message::text(hello.to_string())).await.unwrap();
     let chat = serde_json::json!({"chat": {"text": text}});
     ws.send(Message::text(chat.to_string())).await.unwrap();

@@ -151,6 +151,15 @@ pub fn world_and_next() -> impl Strategy<Value = (WorldState, WorldState)> {
                             },
                         );
                     }
+                    (7, Some(id)) => {
+                        // Small fields only: no move, maybe a score row.
+                        let s = by_id.get_mut(&id).unwrap();
+                        s.boost = flag;
+                        s.connected = !flag;
+                        s.respawn_in = u16::from(n);
+                        s.dir = d;
+                        s.score.kills += u32::from(n);
+                    }
                     _ => {}
                 }
             }
@@ -168,48 +177,53 @@ pub fn world_and_next() -> impl Strategy<Value = (WorldState, WorldState)> {
         })
 }
 
-pub fn delta() -> impl Strategy<Value = Delta> {
-    let moved = (
+pub fn snake_move() -> impl Strategy<Value = SnakeMove> {
+    use proptest::option::of;
+    (
         any::<u32>(),
-        vec(pos(), 0..3),
-        any::<u32>(),
-        dir(),
-        any::<bool>(),
-        any::<u16>(),
-        any::<bool>(),
-        any::<bool>(),
-        proptest::option::of(score()),
+        vec(pos(), 0..10),
+        of(prop_oneof![0u32..4, any::<u32>()]),
+        of(dir()),
+        of(any::<bool>()),
+        of(any::<u16>()),
+        of(any::<bool>()),
+        of(any::<bool>()),
     )
         .prop_map(
-            |(id, head, trim, dir, alive, respawn_in, boost, connected, score)| {
-                SnakeDelta::Moved(SnakeMove {
-                    id,
-                    head,
-                    trim,
-                    dir,
-                    alive,
-                    respawn_in,
-                    boost,
-                    connected,
-                    score,
-                })
+            |(id, head, trim, dir, alive, respawn_in, boost, connected)| SnakeMove {
+                id,
+                head,
+                trim,
+                dir,
+                alive,
+                respawn_in,
+                boost,
+                connected,
             },
-        );
-    let sd = prop_oneof![moved, snake_with_id(7).prop_map(SnakeDelta::Full)];
+        )
+}
+
+pub fn delta() -> impl Strategy<Value = Delta> {
     (
         proptest::option::of(any::<u32>()),
-        vec(sd, 0..4),
+        vec(snake_move(), 0..4),
+        vec(snake_with_id(7), 0..2),
         vec(any::<u32>(), 0..3),
         vec(pos(), 0..4),
         vec(pos(), 0..4),
+        proptest::collection::btree_map(any::<u32>(), score(), 0..3),
     )
-        .prop_map(|(round, snakes, removed, food_added, food_removed)| Delta {
-            round,
-            snakes,
-            removed,
-            food_added,
-            food_removed,
-        })
+        .prop_map(
+            |(round, moved, snakes, removed, food_added, food_removed, scores)| Delta {
+                round,
+                moved,
+                snakes,
+                removed,
+                food_added,
+                food_removed,
+                scores,
+            },
+        )
 }
 
 pub fn event() -> impl Strategy<Value = GameEvent> {

@@ -368,7 +368,7 @@ async fn non_readers(addr: std::net::SocketAddr, n: usize, stop: Arc<AtomicBool>
                            connection: upgrade\r\nsec-websocket-version: 13\r\n\
                            sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
                 // The hello goes right behind the upgrade, masked; then silence.
-                let hello = br#"{"hello":{"version":1,"name":"eye","role":"spectator"}}"#;
+                let hello = br#"{"hello":{"version":2,"name":"eye","role":"spectator"}}"#;
                 let mut f = vec![0x81, 0x80 | hello.len() as u8, 0, 0, 0, 0];
                 f.extend_from_slice(hello);
                 s.write_all(req.as_bytes()).await.is_ok() && s.write_all(&f).await.is_ok()
@@ -398,8 +398,7 @@ async fn join_as(
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/rooms/lobby/ws"))
         .await
         .ok()?;
-    let hello =
-        serde_json::json!({"hello": {"version": 1, "name": name, "role": role, "token": token}});
+    let hello = serde_json::json!({"hello": {"version": protocol::PROTOCOL_VERSION, "name": name, "role": role, "token": token}});
     ws.send(Message::text(hello.to_string())).await.ok()?;
     Some(ws)
 }

@@ -11,7 +11,6 @@
 
 use std::time::{Duration, Instant};
 
-use protocol::state::SnakeDelta;
 use protocol::{
     ChatText, ClientMsg, Dir, ErrorMsg, Hello, Input, PROTOCOL_VERSION, Ping, PlayerId, Role,
     ServerMsg,
@@ -147,12 +146,11 @@ impl Session {
                 if t.delta.removed.contains(&me) {
                     self.heading = None;
                 }
-                for d in &t.delta.snakes {
-                    match d {
-                        SnakeDelta::Full(s) if s.id == me => self.heading = Some(s.dir),
-                        SnakeDelta::Moved(m) if m.id == me => self.heading = Some(m.dir),
-                        _ => {}
-                    }
+                // Protocol 2: a move carries `dir` only when it changed.
+                let turned = t.delta.moved.iter().filter(|m| m.id == me);
+                let whole = t.delta.snakes.iter().filter(|s| s.id == me);
+                for dir in turned.filter_map(|m| m.dir).chain(whole.map(|s| s.dir)) {
+                    self.heading = Some(dir);
                 }
             }
             ServerMsg::Error(e) => self.last_error = Some(e.clone()),
@@ -344,14 +342,8 @@ mod tests {
     fn tick(ack: u64, id: u32, dir: Dir) -> ServerMsg {
         let m = SnakeMove {
             id,
-            head: vec![],
-            trim: 0,
-            dir,
-            alive: true,
-            respawn_in: 0,
-            boost: false,
-            connected: true,
-            score: None,
+            dir: Some(dir),
+            ..SnakeMove::default()
         };
         ServerMsg::Tick(Box::new(TickFrame {
             ack,
@@ -359,7 +351,7 @@ mod tests {
             checksum: 0,
             server_time_us: 0,
             delta: Delta {
-                snakes: vec![SnakeDelta::Moved(m)],
+                moved: vec![m],
                 ..Delta::default()
             },
             events: vec![],

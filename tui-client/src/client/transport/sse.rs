@@ -355,7 +355,7 @@ impl Reader {
                         }
                         self.deliver(msg).await
                     }
-                    Ok(SseMsg::Score(_) | SseMsg::Unknown) => true,
+                    Ok(SseMsg::Unknown) => true,
                 };
                 if !delivered {
                     return End::ConsumerGone;

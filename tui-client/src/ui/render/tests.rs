@@ -409,6 +409,24 @@ fn errors_are_screens() {
 }
 
 #[test]
+fn a_version_mismatch_names_both_versions() {
+    let mut app = game(Some(1), ColorMode::Ansi16, false);
+    app.on_client(ClientEvent::Closed {
+        reason: ClosedReason::Refused {
+            code: "version_mismatch".into(),
+            // What a server of this version tells a version 1 client.
+            message: protocol::version_mismatch(1),
+        },
+    });
+    let shown = screen(&app, 100, 24);
+    assert!(shown.contains("Version mismatch"), "{shown}");
+    assert!(
+        shown.contains("this server speaks protocol 2; you have 1"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn too_small_says_so() {
     let mut app = game(Some(1), ColorMode::Ansi16, false);
     insta::assert_snapshot!(screen(&app, 50, 15));
