@@ -48,10 +48,13 @@ fn a_hello_of_this_version_opens_and_anything_else_is_refused_in_words() {
         let old = on_hello(format, &encode(format, &hello(PROTOCOL_VERSION + 1)));
         let e = old.unwrap_err();
         assert_eq!(e.code(), "version_mismatch");
-        assert!(
-            e.to_string()
-                .contains(&format!("version {PROTOCOL_VERSION}")),
-            "{e}"
+        // Both versions, in the words the TUI shows.
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "this server speaks protocol {PROTOCOL_VERSION}; you have {}",
+                PROTOCOL_VERSION + 1
+            )
         );
         let e = on_hello(format, &encode(format, &input(1))).unwrap_err();
         assert_eq!(
