@@ -187,12 +187,14 @@ async fn main() -> anyhow::Result<()> {
     } else {
         println!("Share one of these with players on your network:");
     }
+    let mut first = None;
     for ip in share_addresses(server.local_addr.ip()) {
         let host = match ip {
             IpAddr::V6(v6) => format!("[{v6}]"),
             IpAddr::V4(v4) => v4.to_string(),
         };
         println!("  http://{host}:{port}");
+        first.get_or_insert(host);
     }
     let max = server.connections.max();
     match server.open_files {
@@ -207,8 +209,11 @@ async fn main() -> anyhow::Result<()> {
          closes after {idle} s with nobody in it (--room-idle-secs).",
         rooms.join(", "),
     );
-    println!("Join:   cargo run --release -- --server http://HOST:{port}");
-    println!("Rooms:  curl http://HOST:{port}/api/rooms");
+    // The first address to share, so the lines can be pasted as they are.
+    let host = first.unwrap_or_else(|| "HOST".into());
+    println!("Join:   cargo run --release -- --server http://{host}:{port}");
+    println!("Watch:  curl -N http://{host}:{port}/rooms/lobby/watch");
+    println!("Rooms:  curl http://{host}:{port}/api/rooms");
     println!("Ctrl-C stops the server.");
 
     wait_for_signal().await;

@@ -33,8 +33,16 @@ pub fn page(rooms: &[RoomInfo], host: &str) -> String {
     );
     for r in rooms {
         page.push_str(&format!(
-            "  {:<12} {} on {}, {}/{} players, {} spectators, {} Hz, tick {}\n",
-            r.id, r.mode, r.map, r.players, r.max_players, r.spectators, r.tick_rate, r.tick
+            "  {:<12} {} on {}, {}/{} players, {} spectators, {} cells/s at {} Hz, tick {}\n",
+            r.id,
+            r.mode,
+            r.map,
+            r.players,
+            r.max_players,
+            r.spectators,
+            r.speed,
+            r.tick_rate,
+            r.tick
         ));
     }
     page.push_str(&format!(
@@ -43,12 +51,15 @@ pub fn page(rooms: &[RoomInfo], host: &str) -> String {
          \nPlay in a terminal:   cargo run --release -- --server http://{host}\n\
          Play with JSON:       websocat ws://{host}/rooms/lobby/ws\n"
     ));
+    page.push_str(&format!(
+        "\x20                     then type {{\"hello\": {{\"version\": {}, \"name\": \"alice\"}}}}\n",
+        protocol::PROTOCOL_VERSION
+    ));
     page.push_str(
-        "\x20                     then type {\"hello\": {\"version\": 1, \"name\": \"alice\"}}\n\
-         \x20                     and steer with {\"input\": {\"seq\": 1, \"dir\": \"up\"}}\n\n\
+        "\x20                     and steer with {\"input\": {\"seq\": 1, \"dir\": \"up\"}}\n\n\
          Endpoints:\n\
          \x20 GET  /api/rooms            rooms as JSON\n\
-         \x20 POST /api/rooms            create: {\"id\":\"duel\",\"mode\":\"tron\",\"map\":\"maze\",\"tick_rate\":30,\"max_players\":4}\n\
+         \x20 POST /api/rooms            create: {\"id\":\"duel\",\"mode\":\"tron\",\"map\":\"maze\",\"speed\":12,\"tick_rate\":30,\"max_players\":4}\n\
          \x20 GET  /api/time             server clock, for lag probes\n\
          \x20 GET  /metrics              Prometheus metrics (OpenMetrics text)\n\
          \x20 GET  /rooms/{room}/ws      WebSocket: play, or spectate with \"role\": \"spectator\"\n\
@@ -81,5 +92,11 @@ mod tests {
         assert!(page.contains("curl -N http://game.example:8080/rooms/lobby/watch"));
         assert!(page.contains("websocat ws://game.example:8080/rooms/lobby/ws"));
         assert!(!page.contains("THIS-HOST"));
+        // The hello to paste speaks the server's own protocol version.
+        let hello = format!(
+            "{{\"hello\": {{\"version\": {}, ",
+            protocol::PROTOCOL_VERSION
+        );
+        assert!(page.contains(&hello), "{page}");
     }
 }
