@@ -7,16 +7,19 @@ use super::{Board, Brain, room_cap, safest};
 use crate::view::GameView;
 
 /// Picks the move with the most reachable floor (flood fill), never a dead
-/// end when an open side exists, and avoids cells next to other heads.
+/// end when an open side exists, and avoids cells other heads could reach
+/// first (next to them; farther when it acts late).
 #[derive(Clone, Debug)]
 pub struct Survival {
     rng: ChaCha8Rng,
+    /// Steps from another head it keeps clear of.
+    reach: u16,
 }
 
 impl Survival {
     /// A survival brain breaking ties with `rng`.
     pub fn new(rng: ChaCha8Rng) -> Survival {
-        Survival { rng }
+        Survival { rng, reach: 1 }
     }
 }
 
@@ -24,7 +27,13 @@ impl Brain for Survival {
     fn decide(&mut self, view: &GameView) -> Option<Dir> {
         let board = Board::from_view(view)?;
         let moves = board.safe_moves(room_cap(&board));
-        Some(safest(&board, &moves, &mut self.rng).unwrap_or(board.heading))
+        Some(safest(&board, &moves, self.reach, &mut self.rng).unwrap_or(board.heading))
+    }
+
+    fn foresee(&mut self, cells: u32) {
+        // A head seen `cells` ago may be `cells` nearer by now, and moves
+        // once more before our turn lands.
+        self.reach = u16::try_from(cells).unwrap_or(u16::MAX).saturating_add(1);
     }
 }
 
