@@ -294,10 +294,9 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
                             }
                             // A second of steers covers any reaction time
                             // a person has, and the still ticks before it.
-                            while steers
-                                .front()
-                                .is_some_and(|(t, _)| now.duration_since(*t) > eye.delay() + Duration::from_secs(1))
-                            {
+                            while steers.front().is_some_and(|(t, _)| {
+                                now.duration_since(*t) > eye.delay() + Duration::from_secs(1)
+                            }) {
                                 steers.pop_front();
                             }
                         }

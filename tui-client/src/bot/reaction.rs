@@ -250,6 +250,80 @@ mod tests {
     }
 
     #[test]
+    fn laps_follow_the_move_schedule_and_place_each_steer_in_its_tick() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let pace = Pace {
+            tick_rate: 20,
+            speed: 10,
+        };
+        // Tick 4 moved (4 * 10 / 20 = 2 cells by then, 1.5 by tick 3).
+        let steers = [
+            (
+                ms(0).checked_sub(Duration::from_millis(10)).unwrap(),
+                Dir::Up,
+            ),
+            (ms(60), Dir::Left),
+            (ms(240), Dir::Down),
+        ];
+        let l = laps(t0, 4, pace, Duration::from_millis(250), &steers);
+        let cells: Vec<u32> = l.iter().map(|l| l.cells).collect();
+        assert_eq!(cells, [0, 1, 0, 1, 0], "ticks 5 to 9 at 10 cells/s, 20 Hz");
+        // Sent before tick 4 was seen, which moved: already in the world.
+        assert_eq!(l[0].turns, []);
+        assert_eq!(l[1].turns, [Dir::Left], "sent 60 ms after: tick 6");
+        assert_eq!(l[4].turns, [Dir::Down], "sent 240 ms after: tick 9");
+        // Tick 5 did not move: a steer sent just before it was seen is
+        // still queued at the server, so it comes first.
+        let l = laps(t0, 5, pace, Duration::from_millis(250), &steers);
+        assert_eq!(l[0].turns, [Dir::Up]);
+    }
+
+    #[test]
+    fn anticipation_queues_steers_as_the_server_does() {
+        use protocol::{Map, Pos, Score, SnakeState};
+        let map = Map::parse("#######\n#0....#\n#.....#\n#.....#\n#######\n", "t").unwrap();
+        let mut w = at(1);
+        w.snakes = vec![SnakeState {
+            id: 1,
+            name: "s".into(),
+            body: [(2, 1), (1, 1)]
+                .iter()
+                .map(|&(x, y)| Pos::new(x, y))
+                .collect(),
+            dir: Dir::Right,
+            alive: true,
+            respawn_in: 0,
+            boost: false,
+            connected: true,
+            score: Score::default(),
+        }];
+        let lap = |cells, turns: &[Dir]| Lap {
+            cells,
+            turns: turns.to_vec(),
+        };
+        // Down and Left sent in one tick: two cells, one turn each; the
+        // Up (a reversal of the queued Down) and the third are dropped.
+        anticipate(
+            &mut w,
+            &map,
+            1,
+            &[
+                lap(0, &[Dir::Down, Dir::Up, Dir::Left, Dir::Right]),
+                lap(1, &[]),
+                lap(1, &[]),
+            ],
+        );
+        assert_eq!(w.snakes[0].body, [Pos::new(1, 2), Pos::new(2, 2)]);
+        assert_eq!(w.snakes[0].dir, Dir::Left);
+        // A steer not yet taken by the time the decision lands is the
+        // heading the brain starts from.
+        anticipate(&mut w, &map, 1, &[lap(0, &[Dir::Down])]);
+        assert_eq!(w.snakes[0].body[0], Pos::new(1, 2));
+        assert_eq!(w.snakes[0].dir, Dir::Down);
+    }
+
+    #[test]
     fn no_delay_passes_every_world_through() {
         let t0 = Instant::now();
         let mut r = Reaction::new(Duration::ZERO);
