@@ -57,7 +57,7 @@ impl Reaction {
 }
 
 /// Cells a snake moving `speed` cells a second covers in `delay`, rounded
-/// up: how far ahead of what a late bot sees its own snake already is.
+/// up: how far another snake may have come since what a late bot sees.
 pub fn cells_in(delay: Duration, speed: u32) -> u32 {
     (delay.as_secs_f64() * f64::from(speed)).ceil() as u32
 }

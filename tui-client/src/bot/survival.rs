@@ -72,6 +72,31 @@ mod tests {
     }
 
     #[test]
+    fn a_late_bot_keeps_farther_from_heads() {
+        // Our head (2,3) going right, straight at an enemy head (6,3)
+        // going left: 3 steps from (3,3), so not next to it, and an
+        // instant bot keeps straight on. One that sees 3 cells late knows
+        // that head may be there by now, and turns away.
+        let v = view(
+            OPEN,
+            1,
+            &[
+                (1, &[(2, 3), (1, 3)], Dir::Right),
+                (2, &[(6, 3), (7, 3)], Dir::Left),
+            ],
+            &[],
+        );
+        for seed in 0..50 {
+            let mut late = Survival::new(ChaCha8Rng::seed_from_u64(seed));
+            late.foresee(3);
+            let d = late.decide(&v);
+            assert!(matches!(d, Some(Dir::Up | Dir::Down)), "seed {seed}: {d:?}");
+            let d = Survival::new(ChaCha8Rng::seed_from_u64(seed)).decide(&v);
+            assert_eq!(d, Some(Dir::Right), "seed {seed}: the instant bot");
+        }
+    }
+
+    #[test]
     fn prefers_the_larger_area() {
         let map = "\
 #########
