@@ -187,6 +187,43 @@ impl Board {
         None
     }
 
+    /// Steps from the nearest other head to `p` through free cells (the
+    /// head's own cell is 0), or `None` beyond `limit` steps: how soon
+    /// another snake could be there. A late player keeps this large, since
+    /// the heads it sees have already moved on.
+    pub fn head_gap(&self, p: Pos, limit: u16) -> Option<u16> {
+        let target = self.index(p)?;
+        let mut seen = vec![false; self.blocked.len()];
+        let mut queue = VecDeque::new();
+        for &h in &self.other_heads {
+            if let Some(i) = self.index(h)
+                && !seen[i]
+            {
+                seen[i] = true;
+                queue.push_back((h, i, 0u16));
+            }
+        }
+        while let Some((q, i, dist)) = queue.pop_front() {
+            if i == target {
+                return Some(dist);
+            }
+            if dist >= limit {
+                continue;
+            }
+            for d in Dir::ALL {
+                let n = self.step(q, d);
+                if let Some(j) = self.index(n)
+                    && !seen[j]
+                    && (!self.blocked[j] || j == target)
+                {
+                    seen[j] = true;
+                    queue.push_back((n, j, dist + 1));
+                }
+            }
+        }
+        None
+    }
+
     /// Room a move needs not to be a dead end: our length plus a margin.
     pub fn enough_room(&self) -> usize {
         self.length + 2

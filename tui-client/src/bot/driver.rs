@@ -126,6 +126,9 @@ pub struct BotStats {
     pub keyframes: u64,
     /// Deaths, from the server's scoreboard.
     pub deaths: u32,
+    /// Deaths seen in the tick events, by cause (`wall`, `own`, `body`,
+    /// `head_on`): what kills a bot, for tuning brains.
+    pub death_causes: std::collections::BTreeMap<String, u32>,
     /// Last scoreboard row seen for this bot.
     pub score: Score,
     /// Best length reached.
@@ -182,8 +185,10 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
     let mut spawn = SpawnWatch::default();
     // Cells per second, from the welcome (an older server: one per tick).
     let mut speed = 0;
-    // The last steer and when: a late bot knows what it already did.
-    let mut last_steer: Option<(Instant, protocol::Dir)> = None;
+    // Steers sent and when, oldest first: a late bot knows what it
+    // already did (kept while they can still be in flight).
+    let mut steers: std::collections::VecDeque<(Instant, protocol::Dir)> =
+        std::collections::VecDeque::new();
     let mut stopping = false;
     loop {
         let ev = tokio::select! {
@@ -237,6 +242,7 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
                 eye.clear();
                 seen = None;
                 speed = if w.speed > 0 { w.speed } else { w.tick_rate };
+                brain.foresee(super::reaction::cells_in(eye.delay(), speed));
                 stats.connected = true;
                 stats.player_id = w.player_id;
                 stats.name = w.name.clone();
@@ -246,6 +252,7 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
                     stats.errors.push(format!("{}: {}", e.code, e.message));
                 }
                 let Some(v) = view.as_mut() else { continue };
+                count_deaths(&mut stats, v.me, &msg);
                 match v.handle(&msg) {
                     Handled::Advanced => {
                         stats.ticks_seen += 1;
@@ -262,9 +269,18 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
                             {
                                 let s = seen.get_or_insert_with(|| v.clone());
                                 if let Some(me) = s.me {
-                                    let cells = super::reaction::cells_in(eye.delay(), speed);
-                                    let turn = last_steer.filter(|(t, _)| *t > at).map(|(_, d)| d);
-                                    super::reaction::anticipate(&mut w, &s.map, me, cells, turn);
+                                    let pace = super::reaction::Pace {
+                                        tick_rate: s.tick_rate,
+                                        speed,
+                                    };
+                                    let laps = super::reaction::laps(
+                                        at,
+                                        w.tick,
+                                        pace,
+                                        eye.delay(),
+                                        steers.make_contiguous(),
+                                    );
+                                    super::reaction::anticipate(&mut w, &s.map, me, &laps);
                                 }
                                 s.world = Some(w);
                                 Some(&*s)
@@ -274,7 +290,14 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
                             if let Some(eyes) = delayed
                                 && let Some(d) = act(&mut *brain, &mut spawn, eyes, &handle)
                             {
-                                last_steer = Some((now, d));
+                                steers.push_back((now, d));
+                            }
+                            // A second of steers covers any reaction time
+                            // a person has, and the still ticks before it.
+                            while steers.front().is_some_and(|(t, _)| {
+                                now.duration_since(*t) > eye.delay() + Duration::from_secs(1)
+                            }) {
+                                steers.pop_front();
                             }
                         }
                     }
@@ -308,6 +331,24 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
     stats.deaths = stats.score.deaths;
     stats.best = stats.score.best;
     stats
+}
+
+/// Counts this bot's deaths in a tick's events by cause.
+fn count_deaths(stats: &mut BotStats, me: Option<PlayerId>, msg: &ServerMsg) {
+    let ServerMsg::Tick(t) = msg else { return };
+    for e in &t.events {
+        if let protocol::GameEvent::Died { id, cause, .. } = e
+            && Some(*id) == me
+        {
+            let name = match cause {
+                protocol::DeathCause::Wall => "wall",
+                protocol::DeathCause::Own => "own",
+                protocol::DeathCause::Body => "body",
+                protocol::DeathCause::HeadOn => "head_on",
+            };
+            *stats.death_causes.entry(name.to_string()).or_default() += 1;
+        }
+    }
 }
 
 /// One decision on the world the bot sees: steer where its brain says,

@@ -40,7 +40,7 @@ impl Brain for Greedy {
             }
             break;
         }
-        Some(safest(&board, &moves, &mut self.rng).unwrap_or(board.heading))
+        Some(safest(&board, &moves, 1, &mut self.rng).unwrap_or(board.heading))
     }
 }
 

@@ -31,6 +31,11 @@ pub trait Brain {
     /// The direction to steer after the world moved, or `None` to leave
     /// the snake alone (dead, no world yet, or nothing better to do).
     fn decide(&mut self, view: &GameView) -> Option<Dir>;
+
+    /// Told how many cells the other snakes may have moved since the
+    /// world it is shown (a reaction time), so it can keep its distance
+    /// from their heads. Brains that do not care ignore it.
+    fn foresee(&mut self, _cells: u32) {}
 }
 
 /// The built-in brains.
@@ -120,11 +125,21 @@ impl std::str::FromStr for BotMix {
 }
 
 /// Picks the most survivable move: enough room first, then away from
-/// enemy heads, then the most room, then straight on; equals by `rng`.
-/// `None` when every move dies.
-pub(crate) fn safest(board: &Board, moves: &[Move], rng: &mut ChaCha8Rng) -> Option<Dir> {
+/// enemy heads (the farther the better, up to `reach` steps: 1 counts only
+/// a head next to the cell), then the most room, then straight on; equals
+/// by `rng`. `None` when every move dies.
+pub(crate) fn safest(
+    board: &Board,
+    moves: &[Move],
+    reach: u16,
+    rng: &mut ChaCha8Rng,
+) -> Option<Dir> {
     let need = board.enough_room();
-    let key = |m: &Move| (m.room >= need, !m.near_head, m.room, m.dir == board.heading);
+    let reach = reach.max(1);
+    let key = |m: &Move| {
+        let gap = board.head_gap(m.to, reach).unwrap_or(reach + 1);
+        (m.room >= need, gap, m.room, m.dir == board.heading)
+    };
     let best = moves.iter().map(key).max()?;
     let top: Vec<&Move> = moves.iter().filter(|m| key(m) == best).collect();
     rand::seq::IndexedRandom::choose(top.as_slice(), rng).map(|m| m.dir)
