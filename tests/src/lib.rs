@@ -237,6 +237,28 @@ impl Probe {
         }
     }
 
+    /// A bot over `--transport auto` at `url` that plays 60 ticks after
+    /// falling back to long-poll; panics unless it chose long-poll with a
+    /// reason that names `status` (the refusal it met) and lost nothing.
+    pub async fn after_fallback(url: &str, name: &str, format: Format, status: &str) -> Probe {
+        let mut c = player(url, name, format);
+        c.transport = TransportKind::Auto;
+        let mut p = Probe::bot(c, BotKind::Greedy, 3);
+        p.until("60 ticks", |p| p.ticks_seen() >= 60).await;
+        let (kind, reason) = p
+            .transports
+            .first()
+            .cloned()
+            .expect("the choice is reported");
+        assert_eq!(kind, TransportKind::LongPoll);
+        assert!(
+            reason.contains(status) && reason.contains("long-poll"),
+            "{reason}"
+        );
+        assert_eq!(p.problems(), (0, 0, 0), "no desync, gap or lost frame");
+        p
+    }
+
     /// Steps until the task closes; returns why.
     pub async fn closed(&mut self) -> ClosedReason {
         while self.closed.is_none() {

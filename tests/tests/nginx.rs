@@ -201,21 +201,7 @@ async fn behind_a_default_nginx_auto_falls_back_to_long_poll_and_says_why() {
         "{error}"
     );
 
-    let mut c = player(&nginx.url, "proxied", Format::Json);
-    c.transport = TransportKind::Auto;
-    let mut p = Probe::bot(c, BotKind::Greedy, 5);
-    p.until("60 ticks", |p| p.ticks_seen() >= 60).await;
-    let (kind, reason) = p
-        .transports
-        .first()
-        .cloned()
-        .expect("the choice is reported");
-    assert_eq!(kind, TransportKind::LongPoll);
-    assert!(
-        reason.contains("426") && reason.contains("long-poll"),
-        "{reason}"
-    );
-    assert_eq!(p.problems(), (0, 0, 0), "no desync, gap or lost frame");
+    let p = Probe::after_fallback(&nginx.url, "proxied", Format::Json, "426").await;
     assert_eq!(p.leave().await, ClosedReason::Left);
     drop(nginx);
     server.shutdown().await;
