@@ -9,7 +9,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Http, RawWs, WAIT, server, small_window};
+use common::{Http, RawWs, WAIT, http_raw, parse_answer, server, small_window};
 use futures_util::{SinkExt, StreamExt};
 use game_server::RunningServer;
 use game_server::limits::counters::CountersSnapshot;
@@ -100,31 +100,6 @@ async fn ticks_flow(ws: &mut Ws, n: usize) {
             _ => {}
         }
     }
-}
-
-/// Sends a raw HTTP request and reads the whole answer (`connection: close`).
-async fn http_raw(addr: SocketAddr, request: &str) -> (u16, String, serde_json::Value) {
-    let mut c = TcpStream::connect(addr).await.unwrap();
-    c.write_all(request.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(WAIT, c.read_to_end(&mut out))
-        .await
-        .expect("an answer in time")
-        .unwrap();
-    parse_answer(&out)
-}
-
-fn parse_answer(out: &[u8]) -> (u16, String, serde_json::Value) {
-    let text = String::from_utf8_lossy(out).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
-    let status = head[9..12].parse().unwrap();
-    let json = body
-        .find('{')
-        .and_then(|i| serde_json::from_str(&body[i..=body.rfind('}')?]).ok())
-        .unwrap_or(serde_json::Value::Null);
-    (status, head.to_ascii_lowercase(), json)
 }
 
 fn get_req(path: &str) -> String {

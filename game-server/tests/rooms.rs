@@ -10,36 +10,22 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{Sse, WAIT, get, server};
+use common::{Sse, WAIT, get, http_raw, server};
 use futures_util::{SinkExt, StreamExt};
 use protocol::codec::decode;
 use protocol::sse::{SseMsg, decode_event};
 use protocol::{Format, PROTOCOL_VERSION, ServerMsg, WorldState};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 /// One request on its own connection; status and body.
 async fn call(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let mut c = TcpStream::connect(addr).await.unwrap();
     let req = format!(
         "{method} {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\
          content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
-    c.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(WAIT, c.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head[9..12].parse().unwrap();
-    let json = match (body.find(['{', '[']), body.rfind(['}', ']'])) {
-        (Some(a), Some(b)) => serde_json::from_str(&body[a..=b]).unwrap(),
-        _ => serde_json::Value::Null,
-    };
+    let (status, _, json) = http_raw(addr, &req).await;
     (status, json)
 }
 

@@ -268,6 +268,33 @@ pub async fn ws_chat(addr: SocketAddr, name: &str, text: &str) {
     while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, ws.next()).await {}
 }
 
+/// Sends a raw HTTP request and reads the whole answer (`connection: close`).
+pub async fn http_raw(addr: SocketAddr, request: &str) -> (u16, String, serde_json::Value) {
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, c.read_to_end(&mut out))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    parse_answer(&out)
+}
+
+pub fn parse_answer(out: &[u8]) -> (u16, String, serde_json::Value) {
+    let text = String::from_utf8_lossy(out).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
+    let status = head[9..12].parse().unwrap();
+    // Bodies may be chunked: the JSON lies between the first `{` or `[`
+    // and the last `}` or `]`.
+    let json = body
+        .find(['{', '['])
+        .and_then(|i| serde_json::from_str(&body[i..=body.rfind(['}', ']'])?]).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (status, head.to_ascii_lowercase(), json)
+}
+
 /// GET `path` and the whole body, for short replies.
 pub async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     let mut h = Http::get(addr, path, &[("connection", "close")]).await;
