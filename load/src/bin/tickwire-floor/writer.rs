@@ -1,6 +1,7 @@
 //! The floor's fan-out: one pre-built frame per tick and wire, one writer
 //! thread per core, one non-blocking `write` per socket per tick.
 
+use std::collections::VecDeque;
 use std::io::{ErrorKind, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -136,9 +137,13 @@ impl Frames {
     }
 }
 
-/// The latest frames and a wake-up for the writers.
+/// Ticks a writer that fell behind can still catch up on: like the
+/// server's ring, a late writer sends every tick late rather than skip one.
+const HISTORY: usize = 100;
+
+/// The latest frames (and a short history) and a wake-up for the writers.
 pub struct Beat {
-    latest: Mutex<Arc<Frames>>,
+    latest: Mutex<VecDeque<Arc<Frames>>>,
     ticked: Condvar,
     welcome_json: Vec<u8>,
     welcome_bincode: Vec<u8>,
@@ -166,7 +171,7 @@ impl Beat {
             server_time_us: first.server_time_us,
         }));
         Beat {
-            latest: Mutex::new(first),
+            latest: Mutex::new(VecDeque::from([first])),
             ticked: Condvar::new(),
             welcome_json: ws_frame(Wire::WsJson, &encode(Format::Json, &welcome)),
             welcome_bincode: ws_frame(Wire::WsBincode, &encode(Format::Bincode, &welcome)),
@@ -175,22 +180,31 @@ impl Beat {
 
     /// Publishes a tick's frames and wakes every writer.
     pub fn publish(&self, frames: Arc<Frames>) {
-        *lock(&self.latest) = frames;
+        {
+            let mut h = lock(&self.latest);
+            if h.len() >= HISTORY {
+                h.pop_front();
+            }
+            h.push_back(frames);
+        }
         self.ticked.notify_all();
     }
 
     /// The latest frames.
     pub fn latest(&self) -> Arc<Frames> {
-        lock(&self.latest).clone()
+        let h = lock(&self.latest);
+        // Invariant: the history starts with one frame and never empties.
+        h.back().cloned().expect("the beat always has a frame")
     }
 
-    /// The frames after tick `after`, waiting for them.
-    fn after(&self, after: u64) -> Arc<Frames> {
-        let mut g = lock(&self.latest);
-        while g.tick <= after {
-            g = self.ticked.wait(g).unwrap_or_else(|e| e.into_inner());
+    /// The frames after tick `after` still in the history, in order,
+    /// waiting for at least one.
+    fn after(&self, after: u64, out: &mut Vec<Arc<Frames>>) {
+        let mut h = lock(&self.latest);
+        while h.back().is_none_or(|f| f.tick <= after) {
+            h = self.ticked.wait(h).unwrap_or_else(|e| e.into_inner());
         }
-        g.clone()
+        out.extend(h.iter().filter(|f| f.tick > after).cloned());
     }
 
     /// The WebSocket welcome in `wire`.
@@ -286,11 +300,14 @@ impl Writers {
 fn write_loop(beat: &Beat, inbox: &Mutex<Vec<Sub>>) {
     let mut subs: Vec<Sub> = Vec::new();
     let mut last = beat.latest().tick;
+    let mut due = Vec::new();
     loop {
-        let frames = beat.after(last);
-        last = frames.tick;
+        beat.after(last, &mut due);
         subs.append(&mut lock(inbox));
-        subs.retain_mut(|s| s.write(frames.bytes(s.wire)));
+        for frames in due.drain(..) {
+            last = frames.tick;
+            subs.retain_mut(|s| s.write(frames.bytes(s.wire)));
+        }
     }
 }
 

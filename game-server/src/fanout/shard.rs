@@ -1,0 +1,233 @@
+//! One writer of one room: a task that owns its share of the room's SSE
+//! spectators and, per tick, hands the room's shared bytes to each socket
+//! with one non-blocking write. It is woken once per tick (by the room's
+//! ring), never once per spectator.
+//!
+//! The ring's receivers count the room's SSE spectators and keep it awake,
+//! so the shard keeps exactly one per spectator it owns: one it reads
+//! (`lead`) and the others unread (`spare`, which cost a place in the
+//! ring's count and nothing per tick).
+
+use std::io::ErrorKind;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::{Admission, Fanout, Spectator, SseRooms, slow};
+use crate::sse::{KEEPALIVE, SseChunk};
+
+/// What a write to one spectator came to.
+enum Wrote {
+    /// The whole frame.
+    Whole,
+    /// Part of it or none: the rest goes on in the slow path.
+    Short(Bytes),
+    /// The peer is gone.
+    Gone,
+}
+
+fn write(s: &Spectator, bytes: &Bytes) -> Wrote {
+    match s.conn.try_write(bytes) {
+        Ok(n) if n == bytes.len() => Wrote::Whole,
+        Ok(n) => Wrote::Short(bytes.slice(n..)),
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Wrote::Short(bytes.clone()),
+        Err(_) => Wrote::Gone,
+    }
+}
+
+struct Shard<L: SseRooms> {
+    fanout: Arc<Fanout<L>>,
+    id: String,
+    room: L::Room,
+    spectators: Vec<Spectator>,
+    /// The ring this shard reads; `None` while it has no spectator.
+    lead: Option<broadcast::Receiver<SseChunk>>,
+    /// One unread receiver per spectator but one (see the module docs).
+    spare: Vec<broadcast::Receiver<SseChunk>>,
+    /// The last tick the shard wrote.
+    last: u64,
+}
+
+impl<L: SseRooms> Shard<L> {
+    /// Gives up the ring place of one spectator that left.
+    fn release(&mut self) {
+        if self.spare.pop().is_none() {
+            self.lead = None;
+        }
+    }
+
+    /// Spectator `i` leaves for the slow path with `rest` to finish.
+    fn to_slow(&mut self, i: usize, rest: Bytes) {
+        let s = self.spectators.swap_remove(i);
+        self.release();
+        tokio::spawn(slow::catch_up(
+            self.fanout.clone(),
+            self.id.clone(),
+            self.room.clone(),
+            s,
+            rest,
+        ));
+    }
+
+    /// Spectator `i`'s peer is gone.
+    fn gone(&mut self, i: usize) {
+        self.spectators.swap_remove(i);
+        self.release();
+    }
+
+    fn admit(&mut self, a: Admission) {
+        let Admission {
+            mut spectator,
+            mut live,
+        } = a;
+        if self.lead.is_none() {
+            self.last = spectator.after;
+            self.lead = Some(live);
+            self.spectators.push(spectator);
+            return;
+        }
+        // The ticks this shard already wrote past the spectator's bytes
+        // come from its own receiver, which starts where those end.
+        let mut short = None;
+        while spectator.after < self.last && short.is_none() {
+            match live.try_recv() {
+                Ok(c) if c.tick <= spectator.after => {}
+                Ok(c) if c.tick == spectator.after + 1 => match write(&spectator, &c.bytes) {
+                    Wrote::Whole => spectator.after = c.tick,
+                    Wrote::Short(rest) => short = Some(rest),
+                    Wrote::Gone => return,
+                },
+                // Lagged, or a gap: only a keyframe helps.
+                _ => short = Some(Bytes::new()),
+            }
+        }
+        self.spare.push(live);
+        self.spectators.push(spectator);
+        if let Some(rest) = short {
+            self.to_slow(self.spectators.len() - 1, rest);
+        }
+    }
+
+    /// Writes one tick to every spectator that has the one before.
+    fn tick(&mut self, chunk: &SseChunk) {
+        self.last = chunk.tick;
+        let mut whole = 0u64;
+        let mut i = 0;
+        while i < self.spectators.len() {
+            let s = &mut self.spectators[i];
+            if chunk.tick <= s.after {
+                i += 1;
+                continue;
+            }
+            if chunk.tick > s.after + 1 {
+                self.to_slow(i, Bytes::new());
+                continue;
+            }
+            match write(s, &chunk.bytes) {
+                Wrote::Whole => {
+                    s.after = chunk.tick;
+                    whole += 1;
+                    i += 1;
+                }
+                Wrote::Short(rest) => self.to_slow(i, rest),
+                Wrote::Gone => self.gone(i),
+            }
+        }
+        // Counted once per tick for the whole shard, not per spectator.
+        if let Some(s) = self.spectators.first() {
+            s.metrics
+                .sent
+                .sent(whole, whole as usize * chunk.bytes.len(), chunk.produced);
+        }
+    }
+
+    fn keepalive(&mut self) {
+        let mut i = 0;
+        while i < self.spectators.len() {
+            match write(&self.spectators[i], &KEEPALIVE) {
+                Wrote::Whole => i += 1,
+                // A comment cut short still needs finishing first.
+                Wrote::Short(rest) => self.to_slow(i, rest),
+                Wrote::Gone => self.gone(i),
+            }
+        }
+    }
+
+    /// The room closed: every spectator gets the closing event, with the
+    /// id of the last tick it got, written under the stall timeout.
+    fn close(&mut self) {
+        for s in self.spectators.drain(..) {
+            tokio::spawn(slow::finish(s));
+        }
+        self.lead = None;
+        self.spare.clear();
+    }
+
+    /// Every spectator resyncs (the shard itself fell a ring behind).
+    fn all_to_slow(&mut self) {
+        while !self.spectators.is_empty() {
+            self.to_slow(self.spectators.len() - 1, Bytes::new());
+        }
+    }
+}
+
+/// Runs one shard of room `id` until its last spectator leaves or the
+/// room closes.
+pub(crate) async fn run<L: SseRooms>(
+    fanout: Arc<Fanout<L>>,
+    id: String,
+    room: L::Room,
+    mut inbox: mpsc::UnboundedReceiver<Admission>,
+    keepalive: Duration,
+) {
+    let mut shard = Shard {
+        fanout,
+        id,
+        room,
+        spectators: Vec::new(),
+        lead: None,
+        spare: Vec::new(),
+        last: 0,
+    };
+    let mut ticker = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut open = true;
+    loop {
+        tokio::select! {
+            biased;
+            a = inbox.recv(), if open => match a {
+                Some(a) => shard.admit(a),
+                None => open = false,
+            },
+            r = async { Some(shard.lead.as_mut()?.recv().await) }, if shard.lead.is_some() => {
+                match r {
+                    // The keepalive ticks on regardless, as on every SSE
+                    // stream: a comment at least every period.
+                    Some(Ok(chunk)) => shard.tick(&chunk),
+                    Some(Err(RecvError::Lagged(_))) => shard.all_to_slow(),
+                    Some(Err(RecvError::Closed)) | None => {
+                        shard.close();
+                    }
+                }
+            }
+            _ = ticker.tick() => shard.keepalive(),
+        }
+        if shard.spectators.is_empty() {
+            // Take no more (the fan-out starts a new shard for the next
+            // one); whatever is queued already is still served.
+            inbox.close();
+            open = false;
+            while let Ok(a) = inbox.try_recv() {
+                shard.admit(a);
+            }
+            if shard.spectators.is_empty() {
+                break;
+            }
+        }
+    }
+    shard.fanout.forget_ended(&shard.id);
+}
