@@ -20,6 +20,10 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::{Admission, Fanout, Spectator, SseRooms, slow};
 use crate::sse::{KEEPALIVE, SseChunk};
 
+/// Spectators written between two yields to the runtime (a few hundred
+/// microseconds of writes).
+const BATCH: usize = 128;
+
 /// What a write to one spectator came to.
 enum Wrote {
     /// The whole frame.
@@ -112,12 +116,20 @@ impl<L: SseRooms> Shard<L> {
         }
     }
 
-    /// Writes one tick to every spectator that has the one before.
-    fn tick(&mut self, chunk: &SseChunk) {
+    /// Writes one tick to every spectator that has the one before. It
+    /// yields to the runtime every [`BATCH`] writes, so a big room's
+    /// fan-out never holds a worker for long: the room's tick and the
+    /// players' connections run between batches.
+    async fn tick(&mut self, chunk: &SseChunk) {
         self.last = chunk.tick;
         let mut whole = 0u64;
         let mut i = 0;
+        let mut tried = 0usize;
         while i < self.spectators.len() {
+            tried += 1;
+            if tried % BATCH == 0 {
+                tokio::task::yield_now().await;
+            }
             let s = &mut self.spectators[i];
             if chunk.tick <= s.after {
                 i += 1;
@@ -207,7 +219,7 @@ pub(crate) async fn run<L: SseRooms>(
                 match r {
                     // The keepalive ticks on regardless, as on every SSE
                     // stream: a comment at least every period.
-                    Some(Ok(chunk)) => shard.tick(&chunk),
+                    Some(Ok(chunk)) => shard.tick(&chunk).await,
                     Some(Err(RecvError::Lagged(_))) => shard.all_to_slow(),
                     Some(Err(RecvError::Closed)) | None => {
                         shard.close();
