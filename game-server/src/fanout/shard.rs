@@ -65,7 +65,7 @@ impl<L: SseRooms> Shard<L> {
     }
 
     /// Spectator `i` leaves for the slow path with `rest` to finish.
-    fn to_slow(&mut self, i: usize, rest: Bytes) {
+    fn slow_down(&mut self, i: usize, rest: Bytes) {
         let s = self.spectators.swap_remove(i);
         self.release();
         tokio::spawn(slow::catch_up(
@@ -112,7 +112,7 @@ impl<L: SseRooms> Shard<L> {
         self.spare.push(live);
         self.spectators.push(spectator);
         if let Some(rest) = short {
-            self.to_slow(self.spectators.len() - 1, rest);
+            self.slow_down(self.spectators.len() - 1, rest);
         }
     }
 
@@ -127,7 +127,7 @@ impl<L: SseRooms> Shard<L> {
         let mut tried = 0usize;
         while i < self.spectators.len() {
             tried += 1;
-            if tried % BATCH == 0 {
+            if tried.is_multiple_of(BATCH) {
                 tokio::task::yield_now().await;
             }
             let s = &mut self.spectators[i];
@@ -136,7 +136,7 @@ impl<L: SseRooms> Shard<L> {
                 continue;
             }
             if chunk.tick > s.after + 1 {
-                self.to_slow(i, Bytes::new());
+                self.slow_down(i, Bytes::new());
                 continue;
             }
             match write(s, &chunk.bytes) {
@@ -145,7 +145,7 @@ impl<L: SseRooms> Shard<L> {
                     whole += 1;
                     i += 1;
                 }
-                Wrote::Short(rest) => self.to_slow(i, rest),
+                Wrote::Short(rest) => self.slow_down(i, rest),
                 Wrote::Gone => self.gone(i),
             }
         }
@@ -163,7 +163,7 @@ impl<L: SseRooms> Shard<L> {
             match write(&self.spectators[i], &KEEPALIVE) {
                 Wrote::Whole => i += 1,
                 // A comment cut short still needs finishing first.
-                Wrote::Short(rest) => self.to_slow(i, rest),
+                Wrote::Short(rest) => self.slow_down(i, rest),
                 Wrote::Gone => self.gone(i),
             }
         }
@@ -182,7 +182,7 @@ impl<L: SseRooms> Shard<L> {
     /// Every spectator resyncs (the shard itself fell a ring behind).
     fn all_to_slow(&mut self) {
         while !self.spectators.is_empty() {
-            self.to_slow(self.spectators.len() - 1, Bytes::new());
+            self.slow_down(self.spectators.len() - 1, Bytes::new());
         }
     }
 }
