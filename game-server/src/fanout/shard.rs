@@ -17,8 +17,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::{Admission, Fanout, Spectator, SseRooms, slow};
-use crate::sse::{KEEPALIVE, SseChunk};
+use super::{Admission, Fanout, Spectator, SseRooms, last_id, slow};
+use crate::sse::{KEEPALIVE, SseChunk, SseRoom};
 
 /// Spectators written between two yields to the runtime (a few hundred
 /// microseconds of writes).
@@ -179,10 +179,40 @@ impl<L: SseRooms> Shard<L> {
         self.spare.clear();
     }
 
-    /// Every spectator resyncs (the shard itself fell a ring behind).
-    fn all_to_slow(&mut self) {
-        while !self.spectators.is_empty() {
-            self.slow_down(self.spectators.len() - 1, Bytes::new());
+    /// The shard itself fell a ring behind: one keyframe of the room now,
+    /// shared by all its spectators (one resync per shard, not one per
+    /// spectator), and the ring from the tick after it.
+    async fn resync(&mut self) {
+        let Some((snapshot, live)) = self.room.resync().await else {
+            self.close();
+            return;
+        };
+        let Some(tick) = last_id(&snapshot) else {
+            return;
+        };
+        self.lead = Some(live);
+        self.last = tick;
+        let mut i = 0;
+        while i < self.spectators.len() {
+            let s = &mut self.spectators[i];
+            if s.after >= tick {
+                i += 1;
+                continue;
+            }
+            s.room_metrics.resyncs.inc();
+            s.room_metrics
+                .dropped
+                .inc_by(tick.saturating_sub(s.after + 1));
+            match write(s, &snapshot) {
+                Wrote::Whole => {
+                    s.after = tick;
+                    s.metrics.sent.frames.inc();
+                    s.metrics.sent.bytes.inc_by(snapshot.len() as u64);
+                    i += 1;
+                }
+                Wrote::Short(rest) => self.slow_down(i, rest),
+                Wrote::Gone => self.gone(i),
+            }
         }
     }
 }
@@ -220,7 +250,7 @@ pub(crate) async fn run<L: SseRooms>(
                     // The keepalive ticks on regardless, as on every SSE
                     // stream: a comment at least every period.
                     Some(Ok(chunk)) => shard.tick(&chunk).await,
-                    Some(Err(RecvError::Lagged(_))) => shard.all_to_slow(),
+                    Some(Err(RecvError::Lagged(_))) => shard.resync().await,
                     Some(Err(RecvError::Closed)) | None => {
                         shard.close();
                     }
