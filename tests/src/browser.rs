@@ -77,6 +77,8 @@ impl Chromium {
             .no_sandbox()
             .user_data_dir(&profile)
             .window_size(1400, 1000)
+            // The page gets the window's size, not the driver's 800x600.
+            .viewport(None)
             .launch_timeout(Duration::from_secs(60))
             .request_timeout(Duration::from_secs(30))
             .args([
@@ -168,6 +170,29 @@ impl Tab {
             }
             if tokio::time::Instant::now() > deadline {
                 panic!("{what}: not within {wait:?}; the page's stats: {stats:#}");
+            }
+        }
+    }
+
+    /// Polls a JavaScript expression (every 50 ms) until `done` holds of its
+    /// value; panics with `what` and the last value after `wait`.
+    pub async fn until_js(
+        &self,
+        what: &str,
+        js: &str,
+        wait: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut poll = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            poll.tick().await;
+            let value = self.eval(js).await;
+            if done(&value) {
+                return value;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("{what}: not within {wait:?}; last: {value:#}");
             }
         }
     }

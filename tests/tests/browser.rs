@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tickwire_tests::browser::{Chromium, Tab};
-use tickwire_tests::{CutProxy, LOBBY, TestServer};
+use tickwire_tests::{CutProxy, FAST_TICKS, LOBBY, TestServer};
 
 /// Bound on a wait in a browser: generous, as a 2-core CI box also builds.
 const BROWSER_WAIT: Duration = Duration::from_secs(60);
@@ -25,7 +25,8 @@ const BROWSER_WAIT: Duration = Duration::from_secs(60);
 const HTML_NAME: &str = "<img src=x>";
 const TAG_NAME: &str = "<b>bold</b>&amp;";
 const TERMINAL_NAME: &str = "\x1b[31m\u{202E}Ev\u{200B}il\x00\n!";
-const HOSTILE_CHAT: &str = "<img src=/x onerror=window.pwned=1><script>window.pwned=2</script>\x1b[2J";
+const HOSTILE_CHAT: &str =
+    "<img src=/x onerror=window.pwned=1><script>window.pwned=2</script>\x1b[2J";
 
 fn n(v: &Value, key: &str) -> f64 {
     v[key].as_f64().unwrap_or(-1.0)
@@ -52,11 +53,15 @@ async fn hostile_player(http: &reqwest::Client, url: &str, name: &str, chat: Opt
     assert_eq!(r.status(), 201, "hello as {name:?}");
     let w: Value = r.json().await.expect("welcome");
     let (session, token) = (
-        w["welcome"]["session"].as_str().expect("session").to_string(),
+        w["welcome"]["session"]
+            .as_str()
+            .expect("session")
+            .to_string(),
         w["welcome"]["token"].as_str().expect("token").to_string(),
     );
     // An input, so the snake is not parked while the page looks.
-    let mut messages = vec![serde_json::json!({"seq": 1, "msg": {"input": {"seq": 1, "dir": "up"}}})];
+    let mut messages =
+        vec![serde_json::json!({"seq": 1, "msg": {"input": {"seq": 1, "dir": "up"}}})];
     if let Some(text) = chat {
         messages.push(serde_json::json!({"seq": 2, "msg": {"chat": {"text": text}}}));
     }
@@ -89,7 +94,10 @@ async fn pages_are_served_with_a_strict_csp(url: &str, http: &reqwest::Client) {
         game_server::web::CONTENT_SECURITY_POLICY
     );
     let body = r.text().await.expect("lobby page");
-    assert!(body.contains(r#"<script type="module" src="/web/lobby.js">"#), "{body}");
+    assert!(
+        body.contains(r#"<script type="module" src="/web/lobby.js">"#),
+        "{body}"
+    );
     assert!(!body.contains("style="), "no inline style attributes");
 
     // curl (`*/*`) and a request with no Accept get the same text page.
@@ -100,7 +108,12 @@ async fn pages_are_served_with_a_strict_csp(url: &str, http: &reqwest::Client) {
         }
         async move {
             let r = req.send().await.expect("GET /");
-            assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+            assert!(
+                r.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/plain")
+            );
             r.text().await.expect("text page")
         }
     };
@@ -108,8 +121,22 @@ async fn pages_are_served_with_a_strict_csp(url: &str, http: &reqwest::Client) {
     assert!(curl.starts_with("Tickwire game server\n"), "{curl}");
     assert_eq!(curl, plain(None).await);
 
-    for asset in ["room", "room.js", "world.js", "links.js", "meter.js", "view.js", "lobby.js", "style.css", "icon.svg"] {
-        let r = http.get(format!("{url}/web/{asset}")).send().await.expect("asset");
+    for asset in [
+        "room",
+        "room.js",
+        "world.js",
+        "links.js",
+        "meter.js",
+        "view.js",
+        "lobby.js",
+        "style.css",
+        "icon.svg",
+    ] {
+        let r = http
+            .get(format!("{url}/web/{asset}"))
+            .send()
+            .await
+            .expect("asset");
         assert_eq!(r.status(), 200, "{asset}");
         assert_eq!(
             r.headers()["content-security-policy"],
@@ -118,7 +145,11 @@ async fn pages_are_served_with_a_strict_csp(url: &str, http: &reqwest::Client) {
         );
         assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{asset}");
     }
-    let r = http.get(format!("{url}/web/nope.js")).send().await.expect("404");
+    let r = http
+        .get(format!("{url}/web/nope.js"))
+        .send()
+        .await
+        .expect("404");
     assert_eq!(r.status(), 404);
     let e: Value = r.json().await.expect("JSON error");
     assert_eq!(e["code"], "not_found");
@@ -131,14 +162,25 @@ async fn pages_are_served_with_a_strict_csp(url: &str, http: &reqwest::Client) {
         .await
         .expect("create room web");
     assert_eq!(r.status(), 201);
-    let r = http.get(format!("{url}/web/room")).send().await.expect("page");
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let r = http
+        .get(format!("{url}/web/room"))
+        .send()
+        .await
+        .expect("page");
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
 }
 
 async fn lobby_lists_rooms_live(chromium: &Chromium, url: &str, http: &reqwest::Client) {
     let tab = chromium.open(&format!("{url}/")).await;
     tab.until("the lobby lists the lobby room", BROWSER_WAIT, |s| {
-        s["rooms"].as_array().is_some_and(|r| r.iter().any(|id| id == LOBBY))
+        s["rooms"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|id| id == LOBBY))
     })
     .await;
     let r = http
@@ -148,15 +190,25 @@ async fn lobby_lists_rooms_live(chromium: &Chromium, url: &str, http: &reqwest::
         .await
         .expect("create duel");
     assert_eq!(r.status(), 201);
-    tab.until("the lobby shows a room created after it loaded", BROWSER_WAIT, |s| {
-        s["rooms"].as_array().is_some_and(|r| r.iter().any(|id| id == "duel"))
-    })
+    tab.until(
+        "the lobby shows a room created after it loaded",
+        BROWSER_WAIT,
+        |s| {
+            s["rooms"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|id| id == "duel"))
+        },
+    )
     .await;
     let links = tab
         .eval("[...document.querySelectorAll('a.join')].map(a => a.getAttribute('href'))")
         .await;
     assert!(
-        links.as_array().unwrap().iter().any(|l| l == "/web/room?room=duel&transport=ws"),
+        links
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == "/web/room?room=duel&transport=ws"),
         "{links}"
     );
     assert_no_csp_violation(&tab, "lobby").await;
@@ -174,7 +226,10 @@ async fn spectate_over_sse_resume_and_hostile_text(
 ) {
     let proxy = CutProxy::start(server.addr).await;
     let tab = chromium
-        .open(&format!("{}/web/room?room={LOBBY}&transport=sse", proxy.url))
+        .open(&format!(
+            "{}/web/room?room={LOBBY}&transport=sse",
+            proxy.url
+        ))
         .await;
     let before = tab
         .until("SSE ticks with lag figures", BROWSER_WAIT, |s| {
@@ -187,18 +242,27 @@ async fn spectate_over_sse_resume_and_hostile_text(
     hostile_player(http, &server.url, HTML_NAME, Some(HOSTILE_CHAT)).await;
     hostile_player(http, &server.url, TAG_NAME, None).await;
     hostile_player(http, &server.url, TERMINAL_NAME, None).await;
-    tab.until("the hostile chat line arrives", BROWSER_WAIT, |s| n(s, "chat_lines") >= 1.0)
-        .await;
-    let names = tab
-        .eval("[...document.querySelectorAll('#scores td.name')].map(e => e.textContent)")
-        .await;
-    for raw in [HTML_NAME, TAG_NAME, TERMINAL_NAME] {
-        let shown = protocol::text::sanitize_name(raw);
-        assert!(
-            names.as_array().unwrap().iter().any(|n| n == shown.as_str()),
-            "{shown:?} is on the scoreboard as text: {names}"
-        );
-    }
+    tab.until("the hostile chat line arrives", BROWSER_WAIT, |s| {
+        n(s, "chat_lines") >= 1.0
+    })
+    .await;
+    let shown: Vec<String> = [HTML_NAME, TAG_NAME, TERMINAL_NAME]
+        .iter()
+        .map(|raw| protocol::text::sanitize_name(raw))
+        .collect();
+    tab.until_js(
+        "the hostile names are on the scoreboard, as text",
+        "[...document.querySelectorAll('#scores td.name')].map(e => e.textContent)",
+        BROWSER_WAIT,
+        |names| {
+            shown.iter().all(|s| {
+                names
+                    .as_array()
+                    .is_some_and(|n| n.iter().any(|n| n == s.as_str()))
+            })
+        },
+    )
+    .await;
     let chat = tab
         .eval("[...document.querySelectorAll('#chat-log li')].map(e => e.textContent)")
         .await;
@@ -207,7 +271,10 @@ async fn spectate_over_sse_resume_and_hostile_text(
         protocol::text::sanitize_name(HTML_NAME),
         protocol::text::sanitize_chat(HOSTILE_CHAT)
     );
-    assert!(chat.as_array().unwrap().iter().any(|l| l == line.as_str()), "{chat}");
+    assert!(
+        chat.as_array().unwrap().iter().any(|l| l == line.as_str()),
+        "{chat}"
+    );
     let markup = tab
         .eval("document.querySelectorAll('img, b, script:not([src])').length + (window.pwned ? 100 : 0)")
         .await;
@@ -218,12 +285,19 @@ async fn spectate_over_sse_resume_and_hostile_text(
     let accepted = proxy.accepted();
     proxy.cut();
     let after = tab
-        .until("the EventSource resumes and ticks go on", BROWSER_WAIT, |s| {
-            let m = &s["main"];
-            n(m, "reconnects") >= 1.0 && n(m, "ticks") >= ticks + 120.0
-        })
+        .until(
+            "the EventSource resumes and ticks go on",
+            BROWSER_WAIT,
+            |s| {
+                let m = &s["main"];
+                n(m, "reconnects") >= 1.0 && n(m, "ticks") >= ticks + 120.0
+            },
+        )
         .await;
-    assert!(proxy.accepted() > accepted, "the page reconnected through the proxy");
+    assert!(
+        proxy.accepted() > accepted,
+        "the page reconnected through the proxy"
+    );
     let m = &after["main"];
     assert_eq!(m["welcomes"], 1, "resumed, not restarted: {after:#}");
     assert_eq!(m["gaps"], 0, "no tick missing after the resume: {after:#}");
@@ -241,7 +315,16 @@ async fn play_over(chromium: &Chromium, url: &str, transport: &str) {
             "{url}/web/room?room={LOBBY}&transport={transport}&name=web-{transport}"
         ))
         .await;
-    let keys = ["ArrowUp", "ArrowLeft", "ArrowDown", "ArrowRight", "w", "a", "s", "d"];
+    let keys = [
+        "ArrowUp",
+        "ArrowLeft",
+        "ArrowDown",
+        "ArrowRight",
+        "w",
+        "a",
+        "s",
+        "d",
+    ];
     let deadline = tokio::time::Instant::now() + BROWSER_WAIT;
     let mut poll = tokio::time::interval(Duration::from_millis(250));
     let mut pressed = 0;
@@ -272,7 +355,10 @@ async fn play_over(chromium: &Chromium, url: &str, transport: &str) {
     let m = &stats["main"];
     assert_eq!(m["transport"], transport);
     assert_eq!(m["desyncs"], 0, "{stats:#}");
-    assert!(n(m, "inputs") >= 1.0 && n(m, "requests") >= 1.0, "{stats:#}");
+    assert!(
+        n(m, "inputs") >= 1.0 && n(m, "requests") >= 1.0,
+        "{stats:#}"
+    );
     assert_no_csp_violation(&tab, transport).await;
     tab.close().await;
 }
@@ -281,30 +367,42 @@ async fn play_over(chromium: &Chromium, url: &str, transport: &str) {
 /// world with 0 desyncs, each with its figures.
 async fn compare_all_four(chromium: &Chromium, url: &str) -> Tab {
     let tab = chromium
-        .open(&format!("{url}/web/room?room={LOBBY}&transport=sse&compare=1"))
+        .open(&format!(
+            "{url}/web/room?room={LOBBY}&transport=sse&compare=1"
+        ))
         .await;
     let stats = tab
-        .until("all four transports tick with lag figures", BROWSER_WAIT, |s| {
-            ["sse", "ws", "longpoll", "poll"].iter().all(|t| {
-                let c = &s["compare"][*t];
-                n(c, "ticks") >= 120.0
-                    && present(c, "rtt_ms")
-                    && present(c, "frame_age_ms")
-                    && (*t == "sse" || present(c, "input_latency_ms"))
-            })
-        })
+        .until(
+            "all four transports tick with lag figures",
+            BROWSER_WAIT,
+            |s| {
+                ["sse", "ws", "longpoll", "poll"].iter().all(|t| {
+                    let c = &s["compare"][*t];
+                    n(c, "ticks") >= 120.0
+                        && present(c, "rtt_ms")
+                        && present(c, "frame_age_ms")
+                        && (*t == "sse" || present(c, "input_latency_ms"))
+                })
+            },
+        )
         .await;
     for t in ["sse", "ws", "longpoll", "poll"] {
         let c = &stats["compare"][t];
         assert_eq!(c["desyncs"], 0, "{t}: {stats:#}");
-        assert!(n(c, "bytes_in") > 0.0 && n(c, "requests") >= 1.0, "{t}: {stats:#}");
+        assert!(
+            n(c, "bytes_in") > 0.0 && n(c, "requests") >= 1.0,
+            "{t}: {stats:#}"
+        );
     }
     // The panel shows them: a header per transport.
     let headers = tab
         .eval("[...document.querySelectorAll('#compare-table th')].map(e => e.textContent)")
         .await;
     for label in ["WebSocket", "long-poll", "short poll", "SSE (EventSource)"] {
-        assert!(headers.as_array().unwrap().iter().any(|h| h == label), "{headers}");
+        assert!(
+            headers.as_array().unwrap().iter().any(|h| h == label),
+            "{headers}"
+        );
     }
     assert_no_csp_violation(&tab, "compare").await;
     tab
@@ -330,7 +428,10 @@ async fn the_csp_blocks_inline_script(tab: &Tab) {
         if v.iter().any(|v| v.starts_with("script-src")) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no violation reported: {v:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no violation reported: {v:?}"
+        );
     }
 }
 
@@ -395,7 +496,14 @@ async fn the_browser_watches_and_plays_over_every_transport() {
     world_js_agrees_with_the_protocol(&tab).await;
     if let Ok(path) = std::env::var("TICKWIRE_SCREENSHOT") {
         // `TICKWIRE_SCREENSHOT=docs/browser.png cargo test -p tickwire-tests
-        // --test browser` refreshes the README's screenshot.
+        // --test browser` refreshes the README's screenshot, once the
+        // sparklines hold 15 s of history.
+        tab.until("15 s of figures for the screenshot", BROWSER_WAIT, |s| {
+            ["sse", "ws", "longpoll", "poll"]
+                .iter()
+                .all(|t| n(&s["compare"][*t], "ticks") >= 15.0 * f64::from(FAST_TICKS))
+        })
+        .await;
         let png = tab
             .page
             .screenshot(
@@ -412,4 +520,50 @@ async fn the_browser_watches_and_plays_over_every_transport() {
     tab.close().await;
     chromium.close().await;
     server.shutdown().await;
+}
+
+/// Not a check: the four transports' figures as the browser measures them
+/// on a running server, for BENCHMARKS-style notes and the README's
+/// screenshot. `TICKWIRE_SERVER=http://127.0.0.1:7878 TICKWIRE_TICKS=600
+/// [TICKWIRE_SCREENSHOT=docs/browser.png] cargo test -p tickwire-tests
+/// --test browser -- --ignored --nocapture` opens the compare panel on the
+/// server's lobby, waits until every transport applied TICKWIRE_TICKS
+/// frames (default 600: 30 s at 20 Hz) and prints `window.tickwire.stats()`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measures a server given in TICKWIRE_SERVER"]
+async fn measure_the_four_transports_on_a_running_server() {
+    let url = std::env::var("TICKWIRE_SERVER").expect("TICKWIRE_SERVER=http://HOST:PORT");
+    let ticks: f64 = std::env::var("TICKWIRE_TICKS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(600.0);
+    let chromium = Chromium::launch().await;
+    let tab = chromium
+        .open(&format!(
+            "{url}/web/room?room={LOBBY}&transport=sse&compare=1"
+        ))
+        .await;
+    let wait = Duration::from_secs_f64(ticks / 5.0 + 60.0);
+    let stats = tab
+        .until("every transport applied the frames asked for", wait, |s| {
+            ["sse", "ws", "longpoll", "poll"]
+                .iter()
+                .all(|t| n(&s["compare"][*t], "ticks") >= ticks)
+        })
+        .await;
+    if let Ok(path) = std::env::var("TICKWIRE_SCREENSHOT") {
+        let png = tab
+            .page
+            .screenshot(
+                chromiumoxide::page::ScreenshotParams::builder()
+                    .full_page(true)
+                    .build(),
+            )
+            .await
+            .expect("screenshot");
+        std::fs::write(&path, png).expect("write the screenshot");
+    }
+    println!("{stats:#}");
+    tab.close().await;
+    chromium.close().await;
 }

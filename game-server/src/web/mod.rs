@@ -95,7 +95,10 @@ fn page(content_type: &'static str, bytes: &'static [u8]) -> Response {
         "content-security-policy",
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     // Pages change with the binary: revalidate rather than run a stale script.
     h.insert("cache-control", HeaderValue::from_static("no-cache"));
@@ -118,13 +121,15 @@ pub fn pages() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone 
         });
     let asset = warp::path!("web" / String)
         .and(warp::get())
-        .map(|name: String| match ASSETS.iter().find(|a| a.name == name) {
-            Some(a) => page(a.content_type, a.body),
-            None => crate::http::error_reply(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such page; the lobby is GET / in a browser",
-            ),
-        });
+        .map(
+            |name: String| match ASSETS.iter().find(|a| a.name == name) {
+                Some(a) => page(a.content_type, a.body),
+                None => crate::http::error_reply(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "no such page; the lobby is GET / in a browser",
+                ),
+            },
+        );
     lobby.or(asset).unify()
 }
