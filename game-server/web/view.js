@@ -79,7 +79,9 @@ export function drawSparkline(canvas, values) {
   g.clearRect(0, 0, canvas.width, canvas.height);
   const nums = values.filter((v) => v !== null && v !== undefined);
   if (!nums.length) return;
-  const max = Math.max(...nums, 1);
+  // Frame age can be below zero (the clock offset is an estimate).
+  const min = Math.min(...nums, 0);
+  const span = Math.max(...nums, 1) - min;
   const step = canvas.width / Math.max(values.length - 1, 1);
   g.strokeStyle = '#6cf';
   g.beginPath();
@@ -90,7 +92,7 @@ export function drawSparkline(canvas, values) {
       return;
     }
     const x = i * step;
-    const y = canvas.height - 1 - (v / max) * (canvas.height - 2);
+    const y = canvas.height - 1 - ((v - min) / span) * (canvas.height - 2);
     if (pen) g.lineTo(x, y);
     else g.moveTo(x, y);
     pen = true;
