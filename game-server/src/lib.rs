@@ -21,6 +21,7 @@ pub mod sse;
 mod streaming;
 pub mod upgrade;
 pub mod watch;
+pub mod web;
 pub mod ws;
 
 use std::net::SocketAddr;

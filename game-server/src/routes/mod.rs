@@ -179,7 +179,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
             },
         );
 
-    index
+    // The browser's pages first: `GET /` that prefers HTML is the lobby;
+    // anything else falls through to the text page below, unchanged.
+    crate::web::pages()
+        .or(index)
+        .unify()
         .or(healthz)
         .unify()
         .or(time)
