@@ -4,6 +4,7 @@
 //!
 //! Waiting is always on an event with a generous deadline, never a sleep.
 
+pub mod cluster;
 pub mod observe;
 pub mod proxy;
 
