@@ -237,3 +237,37 @@ async fn an_origin_that_dies_leaves_the_directory_and_its_spectators_are_told() 
     assert!(err.data.contains("node origin"), "{}", err.data);
     assert!(s.next().await.is_none(), "the stream ends after the error");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_follows_an_edge_to_the_origin_on_every_transport() {
+    use tickwire_tests::{Probe, player};
+    use tui_client::client::TransportKind;
+    let c = cluster().await;
+    let kinds = [
+        TransportKind::Ws,
+        TransportKind::Auto,
+        TransportKind::LongPoll,
+    ];
+    for (i, kind) in kinds.into_iter().enumerate() {
+        let mut config = player(
+            &c.edges[i % 2].url,
+            &format!("p{i}"),
+            protocol::Format::Json,
+        );
+        config.transport = kind;
+        let mut p = Probe::spawn(config);
+        p.until("welcomed and 20 ticks in sync", |p| {
+            p.welcomes.len() == 1 && p.ticks_seen() >= 20
+        })
+        .await;
+        assert!(
+            p.player_id().is_some(),
+            "{kind:?}: a player, not a spectator"
+        );
+        assert_eq!(p.problems(), (0, 0, 0), "{kind:?}");
+        if kind == TransportKind::Auto {
+            assert_eq!(p.transports[0].0, TransportKind::Ws, "{:?}", p.transports);
+        }
+        p.leave().await;
+    }
+}
