@@ -136,6 +136,14 @@ async fn edges_serve_checked_frames_and_send_players_to_the_origin() {
     let listed = rooms(&c.edges[0].url).await;
     assert_eq!(listed[0]["url"], c.origin.url.as_str(), "{listed:?}");
     assert_eq!(listed[0]["node"], "origin");
+    let page = reqwest::get(format!("{}/", c.edges[0].url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let owner_line = format!("node origin at {}", c.origin.url);
+    assert!(page.contains(&owner_line), "{page}");
     // A player asking an edge is sent to the origin and plays there.
     let redirect = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

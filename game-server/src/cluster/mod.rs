@@ -150,4 +150,23 @@ impl Cluster {
         all.extend(self.directory.rooms_except(&self.node));
         all
     }
+
+    /// The lines `GET /` adds in a cluster: where each room is played.
+    /// (URLs come from other origins' entries: sanitised for the terminal.)
+    pub fn usage(&self, local: Vec<protocol::api::RoomInfo>) -> String {
+        let role = if self.edge { "an edge" } else { "an origin" };
+        let mut s = format!(
+            "\nCluster: this is node {} ({role}); players are sent (307) to a room's node:\n",
+            self.node
+        );
+        for r in self.list(local) {
+            s.push_str(&format!(
+                "  {:<12} node {} at {}\n",
+                r.room.id,
+                protocol::text::sanitize_line(&r.node, 64),
+                protocol::text::sanitize_line(&r.url, 200)
+            ));
+        }
+        s
+    }
 }

@@ -71,7 +71,18 @@ impl Replica {
             return Vec::new();
         };
         match f.frame {
-            ServerMsg::Tick(t) if t.tick <= state.tick => Vec::new(),
+            // A repeat: nothing new.
+            ServerMsg::Tick(t) if t.tick == state.tick => Vec::new(),
+            // Older than what we have: the origin started over (a restart
+            // under the same node id); its world is another one now.
+            ServerMsg::Tick(t) if t.tick < state.tick => {
+                let why = format!(
+                    "the origin went back from tick {} to {}",
+                    state.tick, t.tick
+                );
+                self.state = None;
+                vec![Step::NeedKeyframe(why)]
+            }
             ServerMsg::Tick(t) => match state.apply_frame(&t) {
                 Ok(()) => vec![Step::Tick {
                     frame: t,

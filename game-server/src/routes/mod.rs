@@ -180,7 +180,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(with_state(state.clone()))
         .map(move |host: Option<String>, s: AppState| {
             let host = usage::host(host.as_deref(), s.local_addr);
-            cors(usage::page(&s.listing().0, &host).into_response())
+            let mut page = usage::page(&s.listing().0, &host);
+            if let Some(c) = &s.cluster {
+                page.push_str(&c.usage(s.rooms.list()));
+            }
+            cors(page.into_response())
         });
     let healthz = warp::path!("healthz")
         .and(warp::get())
