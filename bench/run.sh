@@ -227,15 +227,14 @@ cluster() {
         exit 1
     }
     local nats_port=${NATS_PORT:-17950} n=${CLUSTER_SPECTATORS:-4000}
-    local store
-    store=$(mktemp -d)
-    trap 'stop_cluster; stop_server; rm -rf "$store"' EXIT
-    nats-server -js -sd "$store" -a 127.0.0.1 -p "$nats_port" >"$OUT/nats.log" 2>&1 &
+    NATS_STORE=$(mktemp -d)
+    trap 'stop_cluster; stop_server; rm -rf "$NATS_STORE"' EXIT
+    nats-server -js -sd "$NATS_STORE" -a 127.0.0.1 -p "$nats_port" >"$OUT/nats.log" 2>&1 &
     CLUSTER_PIDS+=($!)
     local nats=nats://127.0.0.1:$nats_port
     local origin=$PORT edge_a=$((PORT + 1)) edge_b=$((PORT + 2))
     sleep 0.5
-    "$SERVER" --bind "127.0.0.1:$origin" --seed 1 --nats "$nats" --node-id origin \
+    "$SERVER" --bind "127.0.0.1:$origin" --seed 1 --max-players 64 --nats "$nats" --node-id origin \
         >"$OUT/origin.log" 2>&1 &
     local origin_pid=$!
     CLUSTER_PIDS+=($origin_pid)

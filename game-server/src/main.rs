@@ -253,6 +253,11 @@ async fn main() -> anyhow::Result<()> {
         println!("In the cluster as node {} at {}: {role}.", c.node, c.url);
     }
     let rooms: Vec<String> = server.rooms.list().into_iter().map(|r| r.id).collect();
+    let rooms = if rooms.is_empty() {
+        vec!["none of its own".to_string()]
+    } else {
+        rooms
+    };
     println!(
         "Rooms: {}. Up to {max_rooms} rooms open (--max-rooms); one created over HTTP \
          closes after {idle} s with nobody in it (--room-idle-secs).",

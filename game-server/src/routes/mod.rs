@@ -313,14 +313,6 @@ async fn create_room(
     s: AppState,
     peer: Option<crate::accept::Peer>,
 ) -> Result<Response, Rejection> {
-    if s.cluster.as_ref().is_some_and(|c| c.edge) {
-        return Err(reject(
-            StatusCode::FORBIDDEN,
-            "edge",
-            "this node is an edge of a cluster and owns no rooms; create the room on an \
-             origin (GET /api/rooms lists the rooms with their nodes' URLs)",
-        ));
-    }
     let req: CreateRoom = if body.iter().all(u8::is_ascii_whitespace) {
         CreateRoom::default()
     } else {
@@ -332,6 +324,22 @@ async fn create_room(
             )
         })?
     };
+    if let Some(c) = s.cluster.as_ref().filter(|c| c.edge) {
+        // The room exists in the cluster: what a single node says, 409.
+        if let Some(owner) = req.id.as_deref().and_then(|id| c.owner(id)) {
+            return Err(reject(
+                StatusCode::CONFLICT,
+                "room_exists",
+                format!("a room of that name exists, on node {}", owner.node),
+            ));
+        }
+        return Err(reject(
+            StatusCode::FORBIDDEN,
+            "edge",
+            "this node is an edge of a cluster and owns no rooms; create the room on an \
+             origin (GET /api/rooms lists the rooms with their nodes' URLs)",
+        ));
+    }
     match s.rooms.create_for_client(req, peer.map(|p| p.0.ip())) {
         Ok(info) => Ok(
             warp::reply::with_status(warp::reply::json(&info), StatusCode::CREATED).into_response(),
