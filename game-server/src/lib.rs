@@ -4,6 +4,7 @@
 
 pub mod accept;
 pub mod clock;
+pub mod cluster;
 pub mod conn;
 pub mod fanout;
 pub mod http;
@@ -22,6 +23,7 @@ pub mod sse;
 mod streaming;
 pub mod upgrade;
 pub mod watch;
+pub mod web;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -63,6 +65,8 @@ pub struct ServerConfig {
     /// The operator's rooms besides the default one (`--room`), made at
     /// start without cap or rate; `persistent` ones never close when idle.
     pub rooms: Vec<protocol::api::CreateRoom>,
+    /// Join a cluster over NATS (`--nats`); `None`: a single node, as ever.
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 /// Default kernel send buffer per connection: dozens of ticks of even a
@@ -109,6 +113,7 @@ impl Default for ServerConfig {
             poll_idle_timeout: longpoll::IDLE_TIMEOUT,
             limits: limits::Limits::default(),
             rooms: Vec::new(),
+            cluster: None,
         }
     }
 }
@@ -139,6 +144,8 @@ pub struct RunningServer {
     pub connections: accept::Tracker,
     /// The open-file limit `(soft, hard)` after raising it, where known.
     pub open_files: Option<(u64, u64)>,
+    /// The node's part in a cluster (`--nats`).
+    pub cluster: Option<cluster::Cluster>,
     grace: Duration,
     shutdown: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
@@ -219,22 +226,28 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         metrics.clone(),
         &config.limits,
     );
-    // The default room never closes; it sleeps while nobody is in it.
-    rooms
-        .create(
-            protocol::api::CreateRoom {
-                id: Some("lobby".into()),
-                mode: Some(config.mode),
-                map: Some(config.map.clone()),
-                tick_rate: Some(config.tick_rate),
-                max_players: Some(config.max_players),
-                persistent: true,
-                speed: config.speed,
-            },
-            config.seed,
-        )
+    let edge = config.cluster.as_ref().is_some_and(|c| c.edge);
+    // The default room never closes; it sleeps while nobody is in it. An
+    // edge owns no rooms.
+    let own_rooms = if edge { &[][..] } else { &config.rooms[..] };
+    (!edge)
+        .then(|| {
+            rooms.create(
+                protocol::api::CreateRoom {
+                    id: Some("lobby".into()),
+                    mode: Some(config.mode),
+                    map: Some(config.map.clone()),
+                    tick_rate: Some(config.tick_rate),
+                    max_players: Some(config.max_players),
+                    persistent: true,
+                    speed: config.speed,
+                },
+                config.seed,
+            )
+        })
+        .transpose()
         .map_err(|e| StartError::Config(e.to_string()))?;
-    for room in &config.rooms {
+    for room in own_rooms {
         rooms
             .create(room.clone(), None)
             .map_err(|e| StartError::Config(format!("--room: {e}")))?;
@@ -273,7 +286,26 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             sessions: sessions.clone(),
         }),
     });
+    let cluster = match &config.cluster {
+        Some(c) => {
+            let url = c
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{local_addr}"));
+            let url = url.trim_end_matches('/').to_string();
+            let started = cluster::Cluster::start(
+                c,
+                url,
+                rooms.clone(),
+                config.spectators.clone(),
+                shutdown_rx.clone(),
+            );
+            Some(started.await.map_err(StartError::Config)?)
+        }
+        None => None,
+    };
     let state = routes::AppState {
+        cluster: cluster.clone(),
         rooms: rooms.clone(),
         shutdown: shutdown_rx.clone(),
         keepalive: config.spectators.keepalive,
@@ -314,6 +346,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         counters,
         connections: tracker,
         open_files,
+        cluster,
         grace: limits.shutdown_grace,
         shutdown: shutdown_tx,
         server,

@@ -45,6 +45,46 @@ struct Args {
     rooms: Vec<protocol::api::CreateRoom>,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Past one machine (README, "Past one machine"): nodes that meet on NATS.
+#[derive(Debug, ClapArgs)]
+#[command(next_help_heading = "Cluster")]
+struct ClusterArgs {
+    /// Join a cluster on this NATS server, e.g. nats://127.0.0.1:4222 (a user
+    /// and password or a token may be in the URL). Without it: a single node.
+    #[arg(long, env = "TICKWIRE_NATS")]
+    nats: Option<String>,
+    /// A NATS credentials file (JWT and NKey seed) for --nats.
+    #[arg(long, env = "TICKWIRE_NATS_CREDS", requires = "nats")]
+    nats_creds: Option<std::path::PathBuf>,
+    /// Serve spectators of the cluster's rooms and own none (needs --nats).
+    #[arg(long, requires = "nats")]
+    edge: bool,
+    /// The URL players are sent to (307) for this node's rooms [default: http://<--bind>].
+    #[arg(long, requires = "nats")]
+    public_url: Option<String>,
+    /// This node's id in the cluster (letters, digits, '-', '_') [default: random].
+    #[arg(long, requires = "nats")]
+    node_id: Option<String>,
+    /// Seconds an origin stays in the directory without renewing its entry.
+    #[arg(long, default_value = "10", value_parser = secs, requires = "nats")]
+    directory_ttl_secs: Duration,
+}
+
+impl ClusterArgs {
+    fn config(&self) -> Option<game_server::cluster::ClusterConfig> {
+        Some(game_server::cluster::ClusterConfig {
+            nats: self.nats.clone()?,
+            creds: self.nats_creds.clone(),
+            public_url: self.public_url.clone(),
+            node_id: self.node_id.clone(),
+            edge: self.edge,
+            ttl: self.directory_ttl_secs,
+        })
+    }
 }
 
 /// Every limit (SECURITY.md says what a client sees when it hits one). Each
@@ -173,6 +213,7 @@ async fn main() -> anyhow::Result<()> {
         send_buffer: (args.limits.send_buffer_bytes > 0).then_some(args.limits.send_buffer_bytes),
         limits: args.limits.limits(),
         rooms: args.rooms,
+        cluster: args.cluster.config(),
         ..ServerConfig::default()
     })
     .await
@@ -203,7 +244,20 @@ async fn main() -> anyhow::Result<()> {
         ),
         None => println!("Accepting up to {max} connections at once (see --max-connections)."),
     }
+    if let Some(c) = &server.cluster {
+        let role = if c.edge {
+            "an edge (owns no rooms)"
+        } else {
+            "an origin"
+        };
+        println!("In the cluster as node {} at {}: {role}.", c.node, c.url);
+    }
     let rooms: Vec<String> = server.rooms.list().into_iter().map(|r| r.id).collect();
+    let rooms = if rooms.is_empty() {
+        vec!["none of its own".to_string()]
+    } else {
+        rooms
+    };
     println!(
         "Rooms: {}. Up to {max_rooms} rooms open (--max-rooms); one created over HTTP \
          closes after {idle} s with nobody in it (--room-idle-secs).",

@@ -4,6 +4,8 @@
 //!
 //! Waiting is always on an event with a generous deadline, never a sleep.
 
+pub mod browser;
+pub mod cluster;
 pub mod observe;
 pub mod proxy;
 

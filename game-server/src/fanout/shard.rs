@@ -173,7 +173,7 @@ impl<L: SseRooms> Shard<L> {
     /// id of the last tick it got, written under the stall timeout.
     fn close(&mut self) {
         for s in self.spectators.drain(..) {
-            tokio::spawn(slow::finish(s));
+            tokio::spawn(slow::finish(s, self.room.farewell()));
         }
         self.lead = None;
         self.spare.clear();

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use protocol::ErrorMsg;
 use tokio::io::AsyncWriteExt;
 
 use super::{Admission, Fanout, Spectator, SseRooms, last_id};
@@ -24,7 +25,7 @@ pub(crate) async fn catch_up<L: SseRooms>(
         return;
     }
     let Some((snapshot, live)) = room.resync().await else {
-        finish(s).await;
+        finish(s, room.farewell()).await;
         return;
     };
     let Some(tick) = last_id(&snapshot) else {
@@ -43,9 +44,10 @@ pub(crate) async fn catch_up<L: SseRooms>(
     fanout.admit(&id, &room, Admission { spectator: s, live });
 }
 
-/// The room closed: the closing event, then the connection closes.
-pub(crate) async fn finish(mut s: Spectator) {
-    let ev = closing_event_after(Some(s.after).filter(|&t| t > 0));
+/// The room closed: the closing event (`farewell` says why), then the
+/// connection closes.
+pub(crate) async fn finish(mut s: Spectator, farewell: ErrorMsg) {
+    let ev = closing_event_after(Some(s.after).filter(|&t| t > 0), farewell);
     if s.conn.write_all(&ev).await.is_ok() {
         let _ = s.conn.shutdown().await;
     }

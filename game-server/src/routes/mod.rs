@@ -42,6 +42,8 @@ pub struct AppState {
     /// The address the server listens on (the usage page's host when a
     /// request names none).
     pub local_addr: std::net::SocketAddr,
+    /// The node's part in a cluster (`--nats`); `None` on a single node.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
@@ -60,7 +62,100 @@ async fn find_room(room: String, s: AppState) -> Result<(RoomHandle, AppState), 
     }
 }
 
+/// A room as its spectators reach it: this node's own, or a cluster
+/// node's mirror of another node's.
+enum Watched {
+    Local(RoomHandle),
+    Mirror(crate::cluster::MirrorHandle),
+}
+
+/// The room named in the path for a spectator: this node's, else (in a
+/// cluster) a mirror of the owner's; a 404 `unknown_room` when nobody has it.
+async fn find_watched(room: String, s: AppState) -> Result<(Watched, String, AppState), Rejection> {
+    if let Some(h) = s.rooms.get(&room) {
+        return Ok((Watched::Local(h), room, s));
+    }
+    if let Some(c) = &s.cluster {
+        match c.mirrors.get(&room).await {
+            Ok(m) => return Ok((Watched::Mirror(m), room, s)),
+            Err(crate::cluster::MirrorError::Unknown(_)) => {}
+            Err(e) => {
+                return Err(reject(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "origin_unreachable",
+                    e.to_string(),
+                ));
+            }
+        }
+    }
+    Err(reject(
+        StatusCode::NOT_FOUND,
+        "unknown_room",
+        crate::http::unknown_room_message(&room),
+    ))
+}
+
+/// In a cluster, a player's request for a room another node owns (a
+/// WebSocket upgrade, any polled-session call) is sent there: `307` keeps
+/// the method and body. Rejected (not found) everywhere else, so the
+/// request goes on to the routes below.
+fn to_owner(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path("rooms")
+        .and(warp::path::param::<String>())
+        .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(with_state(state))
+        .and_then(
+            |room: String, full: warp::path::FullPath, query: String, s: AppState| async move {
+                let player = full
+                    .as_str()
+                    .split('/')
+                    .nth(3)
+                    .is_some_and(|what| what == "ws" || what == "sessions");
+                let owner = match &s.cluster {
+                    Some(c) if player && s.rooms.get(&room).is_none() => c.owner(&room),
+                    _ => None,
+                };
+                let Some(owner) = owner else {
+                    return Err(warp::reject::not_found());
+                };
+                let query = if query.is_empty() {
+                    query
+                } else {
+                    format!("?{query}")
+                };
+                let location = format!("{}{}{query}", owner.url, full.as_str());
+                let mut r = error_reply(
+                    StatusCode::TEMPORARY_REDIRECT,
+                    "elsewhere",
+                    format!(
+                        "room {room:?} is played on node {} at {}; go there",
+                        owner.node, owner.url
+                    ),
+                );
+                if let Ok(v) = warp::http::HeaderValue::from_str(&location) {
+                    r.headers_mut().insert("location", v);
+                }
+                Ok(r)
+            },
+        )
+}
+
 impl AppState {
+    /// The rooms `GET /` and `GET /api/rooms` show: this node's, and in a
+    /// cluster every node's (with its owner's URL in the JSON).
+    fn listing(&self) -> (Vec<protocol::api::RoomInfo>, Response) {
+        let local = self.rooms.list();
+        match &self.cluster {
+            None => (local.clone(), warp::reply::json(&local).into_response()),
+            Some(c) => {
+                let all = c.list(local);
+                let infos = all.iter().map(|l| l.room.clone()).collect();
+                (infos, warp::reply::json(&all).into_response())
+            }
+        }
+    }
+
     /// What the polled-session handlers get of the state.
     fn poll_context(&self) -> PollContext {
         PollContext {
@@ -85,7 +180,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(with_state(state.clone()))
         .map(move |host: Option<String>, s: AppState| {
             let host = usage::host(host.as_deref(), s.local_addr);
-            cors(usage::page(&s.rooms.list(), &host).into_response())
+            let mut page = usage::page(&s.listing().0, &host);
+            if let Some(c) = &s.cluster {
+                page.push_str(&c.usage(s.rooms.list()));
+            }
+            cors(page.into_response())
         });
     let healthz = warp::path!("healthz")
         .and(warp::get())
@@ -114,7 +213,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
     let list = warp::path!("api" / "rooms")
         .and(warp::get())
         .and(with_state(state.clone()))
-        .map(move |s: AppState| cors(warp::reply::json(&s.rooms.list()).into_response()));
+        .map(move |s: AppState| cors(s.listing().1));
     let create = warp::path!("api" / "rooms")
         .and(warp::post())
         .and(crate::http::body(
@@ -127,29 +226,34 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
     let events = warp::path!("rooms" / String / "events")
         .and(warp::get())
         .and(with_state(state.clone()))
-        .and_then(find_room)
+        .and_then(find_watched)
         .and(warp::header::optional::<String>("last-event-id"))
-        .then(|(room, s): (RoomHandle, AppState), last: Option<String>| {
-            let metrics = crate::sse::SseMetrics {
-                conn: room.metrics.conn(Transport::Sse, &room.config.id),
-                room: room.room_metrics.clone(),
-            };
-            crate::sse::serve(room, metrics, last, s.keepalive)
-        });
+        .then(
+            |(room, id, s): (Watched, String, AppState), last: Option<String>| async move {
+                let metrics = crate::sse::SseMetrics {
+                    conn: s.metrics.conn(Transport::Sse, &id),
+                    room: s.metrics.room(&id),
+                };
+                match room {
+                    Watched::Local(r) => crate::sse::serve(r, metrics, last, s.keepalive).await,
+                    Watched::Mirror(m) => crate::sse::serve(m, metrics, last, s.keepalive).await,
+                }
+            },
+        );
     let watch = warp::path!("rooms" / String / "watch")
         .and(warp::get())
         .and(with_state(state.clone()))
-        .and_then(find_room)
         .and(warp::query::<HashMap<String, String>>())
         .and_then(
-            |(room, s): (RoomHandle, AppState), q: HashMap<String, String>| async move {
-                match crate::watch::stream::parse_options(&q) {
-                    Ok(opts) => {
-                        let conn = room.metrics.conn(Transport::Watch, &room.config.id);
-                        Ok(crate::watch::stream::serve(room, conn, opts, s.shutdown))
-                    }
-                    Err(msg) => Err(reject(StatusCode::BAD_REQUEST, "bad_request", msg)),
-                }
+            |room: String, s: AppState, q: HashMap<String, String>| async move {
+                let (room, id, s) = find_watched(room, s).await?;
+                let opts = crate::watch::stream::parse_options(&q)
+                    .map_err(|msg| reject(StatusCode::BAD_REQUEST, "bad_request", msg))?;
+                let conn = s.metrics.conn(Transport::Watch, &id);
+                Ok::<_, Rejection>(match room {
+                    Watched::Local(r) => crate::watch::stream::serve(r, conn, opts, s.shutdown),
+                    Watched::Mirror(m) => crate::watch::stream::serve(m, conn, opts, s.shutdown),
+                })
             },
         );
     let ws = warp::path!("rooms" / String / "ws")
@@ -179,7 +283,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
             },
         );
 
-    index
+    // The browser's pages first: `GET /` that prefers HTML is the lobby;
+    // anything else falls through to the text page below, unchanged.
+    crate::web::pages()
+        .or(index)
+        .unify()
+        .or(to_owner(state.clone()))
+        .unify()
         .or(healthz)
         .unify()
         .or(time)
@@ -218,6 +328,22 @@ async fn create_room(
             )
         })?
     };
+    if let Some(c) = s.cluster.as_ref().filter(|c| c.edge) {
+        // The room exists in the cluster: what a single node says, 409.
+        if let Some(owner) = req.id.as_deref().and_then(|id| c.owner(id)) {
+            return Err(reject(
+                StatusCode::CONFLICT,
+                "room_exists",
+                format!("a room of that name exists, on node {}", owner.node),
+            ));
+        }
+        return Err(reject(
+            StatusCode::FORBIDDEN,
+            "edge",
+            "this node is an edge of a cluster and owns no rooms; create the room on an \
+             origin (GET /api/rooms lists the rooms with their nodes' URLs)",
+        ));
+    }
     match s.rooms.create_for_client(req, peer.map(|p| p.0.ip())) {
         Ok(info) => Ok(
             warp::reply::with_status(warp::reply::json(&info), StatusCode::CREATED).into_response(),

@@ -68,6 +68,19 @@ pub trait SseRoom: Send + Sync + 'static {
     /// spectator that lagged a whole ring behind.
     fn resync(&self)
     -> impl Future<Output = Option<(Bytes, broadcast::Receiver<SseChunk>)>> + Send;
+    /// Why the stream ends when the room drops its ring (a cluster's
+    /// mirror says its origin left); by default, the server shutting down.
+    fn farewell(&self) -> ErrorMsg {
+        shutting_down()
+    }
+}
+
+/// The reason a stream ends when its server shuts down.
+pub fn shutting_down() -> ErrorMsg {
+    ErrorMsg {
+        code: "shutting_down".into(),
+        message: "the room has closed: the server is shutting down".into(),
+    }
 }
 
 struct Pump<R> {
@@ -88,21 +101,17 @@ struct Pump<R> {
 /// The last event of a stream that the server ends. It carries the id of
 /// the last event this spectator got (every event has an id), which is
 /// only parsed here, once, never per tick.
-fn closing_event(last_events: Option<&Bytes>) -> Bytes {
+fn closing_event(last_events: Option<&Bytes>, err: ErrorMsg) -> Bytes {
     let id = last_events.and_then(|b| {
         let mut p = Parser::new();
         p.push(b);
         p.last_event_id().parse().ok()
     });
-    closing_event_after(id)
+    closing_event_after(id, err)
 }
 
-/// The closing event of a stream whose last event had id `id`.
-pub(crate) fn closing_event_after(id: Option<u64>) -> Bytes {
-    let err = ErrorMsg {
-        code: "shutting_down".into(),
-        message: "the room has closed: the server is shutting down".into(),
-    };
+/// The closing event `err` of a stream whose last event had id `id`.
+pub(crate) fn closing_event_after(id: Option<u64>, err: ErrorMsg) -> Bytes {
     format_event("error", id, &encode(Format::Json, &err))
 }
 
@@ -196,7 +205,7 @@ pub async fn serve(
             Some(b) => b,
             None => {
                 p.ended = true;
-                closing_event(p.last_events.as_ref())
+                closing_event(p.last_events.as_ref(), p.room.farewell())
             }
         };
         Some((out, p))

@@ -65,6 +65,13 @@ impl Endpoint {
         }
     }
 
+    /// The node a redirect's `Location` (`…/rooms/{room}/…`) points at:
+    /// its base URL, everything before `/rooms/`.
+    pub fn moved_to(&self, location: &str) -> Result<Endpoint, ConnectError> {
+        let base = location.split("/rooms/").next().unwrap_or(location);
+        Endpoint::parse(base)
+    }
+
     /// The `host:port` a TCP connection goes to (port 80 or 443 when none
     /// is written).
     pub fn authority(&self) -> String {

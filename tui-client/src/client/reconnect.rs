@@ -183,6 +183,8 @@ impl Reconnect {
                 self.failed(e.to_string(), now)
             }
             ConnectError::Unreachable(m) => self.failed(m.clone(), now),
+            // Followed by the link itself; one left over is a loop.
+            ConnectError::Moved(m) => Next::Stop(ClosedReason::Unreachable(m.clone())),
         }
     }
 

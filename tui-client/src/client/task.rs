@@ -18,7 +18,7 @@ use super::endpoint::Endpoint;
 use super::reconnect::{Next, Reconnect};
 use super::session::{Session, TimerAction};
 use super::transport::{Disconnect, Link, LinkEvent, Target, Traffic};
-use super::{ClientConfig, ClientEvent, ClosedReason, Command, TransportKind, unix_us};
+use super::{ClientConfig, ClientEvent, ClosedReason, Command, unix_us};
 use crate::lag::LagMeter;
 
 /// The lag meter and what it reads.
@@ -92,7 +92,7 @@ async fn run_inner(
         },
         None => None,
     };
-    let target = Target {
+    let mut target = Target {
         endpoint: relay.as_ref().map_or(endpoint, |r| r.endpoint().clone()),
         room: config.room.clone(),
         format: config.format,
@@ -132,17 +132,7 @@ async fn run_inner(
         // Commands that arrive while connecting are dropped (the session
         // would drop them anyway), except a leave.
         let connected = {
-            let mut connecting = pin!(async {
-                if transport == TransportKind::Auto {
-                    Link::connect_auto(&target, &hello)
-                        .await
-                        .map(|(link, kind, why)| (link, Some((kind, why))))
-                } else {
-                    Link::connect(transport, &target, &hello)
-                        .await
-                        .map(|link| (link, None))
-                }
-            });
+            let mut connecting = pin!(Link::connect_following(transport, &mut target, &hello));
             loop {
                 tokio::select! {
                     r = &mut connecting => break r,

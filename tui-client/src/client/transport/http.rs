@@ -80,8 +80,17 @@ impl HttpLink {
         mode: PollMode,
     ) -> Result<HttpLink, ConnectError> {
         let sessions = target.endpoint.sessions(&target.room)?;
+        // A cluster node that does not play the room sends us to the one
+        // that does: not followed here, but handed up as `Moved`, so the
+        // whole session (and any resume) talks to that node directly.
+        let moved = Arc::new(std::sync::Mutex::new(None::<String>));
+        let seen = moved.clone();
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(attempt.url().to_string());
+                attempt.stop()
+            }))
             .build()
             .map_err(|e| ConnectError::Unreachable(e.to_string()))?;
         let format = target.format;
@@ -97,6 +106,12 @@ impl HttpLink {
             .exchange(&client, open)
             .await
             .map_err(|e| ConnectError::Unreachable(format!("{sessions}: {e}")))?;
+        if matches!(status, 307 | 308) {
+            let location = moved.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(location) = location {
+                return Err(ConnectError::Moved(location));
+            }
+        }
         let w = poll::opened(format, status, &body)?;
         let conn = Conn {
             client,

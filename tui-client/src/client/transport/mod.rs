@@ -61,7 +61,14 @@ pub enum ConnectError {
     /// The transport cannot do what was asked (e.g. play over SSE).
     #[error("{0}")]
     Unsupported(String),
+    /// The room is played on another node of a cluster: a `307`/`308`
+    /// with this `Location` (followed by [`Link::connect_following`]).
+    #[error("the room is played elsewhere: {0}")]
+    Moved(String),
 }
+
+/// Most redirects followed to find the node that plays a room.
+const MAX_MOVES: usize = 3;
 
 impl ConnectError {
     /// An HTTP error answer, in the words of [`error_words`].
@@ -237,6 +244,38 @@ impl Link {
         }
     }
 
+    /// Like [`Link::connect`] (or [`Link::connect_auto`] for `Auto`, which
+    /// also returns the transport chosen and why), following a cluster's
+    /// redirects to the node that plays the room: `target` is moved there,
+    /// so a reconnect goes straight to it.
+    pub async fn connect_following(
+        kind: TransportKind,
+        target: &mut Target,
+        hello: &Hello,
+    ) -> Result<(Link, Option<(TransportKind, String)>), ConnectError> {
+        for _ in 0..MAX_MOVES {
+            let r = if kind == TransportKind::Auto {
+                Link::connect_auto(target, hello)
+                    .await
+                    .map(|(link, kind, why)| (link, Some((kind, why))))
+            } else {
+                Link::connect(kind, target, hello)
+                    .await
+                    .map(|link| (link, None))
+            };
+            match r {
+                Err(ConnectError::Moved(location)) => {
+                    target.endpoint = target.endpoint.moved_to(&location)?;
+                    tracing::info!(location = %server_words(&location), "the room is played on another node: going there");
+                }
+                other => return other,
+            }
+        }
+        Err(ConnectError::Unreachable(format!(
+            "more than {MAX_MOVES} redirects looking for the room's node"
+        )))
+    }
+
     /// Tries a WebSocket, then long-poll when the WebSocket could not be
     /// opened (an upgrade refused or mangled by a proxy, a timeout). Returns
     /// the link, the transport it uses and why, for the user.
@@ -293,6 +332,7 @@ impl Link {
 fn fallback_reason(e: &ConnectError) -> Option<String> {
     match e {
         ConnectError::InvalidUrl(_)
+        | ConnectError::Moved(_)
         | ConnectError::Unsupported(_)
         | ConnectError::Http { status: 404, .. } => None,
         ConnectError::Http {

@@ -151,6 +151,13 @@ impl WsLink {
 
 fn connect_error(url: &str, e: tungstenite::Error) -> ConnectError {
     match e {
+        tungstenite::Error::Http(resp)
+            if matches!(resp.status().as_u16(), 307 | 308)
+                && resp.headers().contains_key("location") =>
+        {
+            let location = resp.headers()["location"].to_str().unwrap_or_default();
+            ConnectError::Moved(location.to_string())
+        }
         tungstenite::Error::Http(resp) => ConnectError::http(
             resp.status().as_u16(),
             resp.body().as_deref().unwrap_or_default(),

@@ -1,0 +1,556 @@
+//! An edge's mirror of a room it does not own: it gives its spectators
+//! exactly what a local room gives them, through the same seams (`SseRoom`
+//! for SSE, `WatchedRoom` for `/watch`) and with the same formatting code
+//! (`SseFeed`, the watch `FrameCache`), so an edge's SSE bytes and tick ids
+//! are the origin's and `Last-Event-ID` resumes across nodes.
+//!
+//! A mirror subscribes to its room's frames only while it has spectators
+//! (and for the replay window after the last one left, so a brief drop
+//! still resumes), says so to the origin every [`INTEREST_EVERY`], rebuilds
+//! the world in a [`Replica`] and asks for a keyframe whenever it cannot
+//! go on from what it has.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_nats::Subscriber;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use protocol::codec::{Format, encode};
+use protocol::sse::format_event;
+use protocol::{ErrorMsg, Map, Welcome, WorldState};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::directory::{Directory, Owner};
+use super::link::Link;
+use super::replica::{Replica, Step};
+use super::wire::{self, Keyframe, RoomFrames};
+use crate::SpectatorConfig;
+use crate::clock::now_us;
+use crate::sse::feed::SseFeed;
+use crate::sse::{Spectating, SseChunk, SseRoom};
+use crate::watch::stream::{FrameCache, WatchedRoom};
+
+/// How often a mirror with spectators tells the origin it still wants the
+/// room's frames (the origin's tap lives [`super::origin::INTEREST_TTL`]).
+pub const INTEREST_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a keyframe request may take.
+const KEYFRAME_WAIT: Duration = Duration::from_secs(2);
+
+/// Why a spectator of a remote room cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error("no node of the cluster has a room called {0:?}")]
+    Unknown(String),
+    #[error("the room's server (node {node}) did not send its world: {why}")]
+    NoKeyframe { node: String, why: String },
+}
+
+enum MirrorCmd {
+    Spectate {
+        last_event_id: Option<u64>,
+        reply: oneshot::Sender<Spectating>,
+    },
+    Resync {
+        reply: oneshot::Sender<(Bytes, broadcast::Receiver<SseChunk>)>,
+    },
+}
+
+struct Shared {
+    id: String,
+    map: Map,
+    world: watch::Receiver<Arc<WorldState>>,
+    frames: FrameCache,
+    watchers: AtomicU32,
+    spectators: AtomicU32,
+    /// Why the stream ended, when the mirror ended it.
+    farewell: Mutex<Option<ErrorMsg>>,
+}
+
+/// A cheap, cloneable way to a mirror; every spectator holds one, which
+/// is how the mirror knows it still has spectators.
+#[derive(Clone)]
+pub struct MirrorHandle {
+    shared: Arc<Shared>,
+    commands: mpsc::Sender<MirrorCmd>,
+}
+
+impl MirrorHandle {
+    async fn ask<T>(&self, cmd: impl FnOnce(oneshot::Sender<T>) -> MirrorCmd) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(cmd(tx)).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+impl SseRoom for MirrorHandle {
+    async fn spectate(&self, last_event_id: Option<u64>) -> Option<Spectating> {
+        self.ask(|reply| MirrorCmd::Spectate {
+            last_event_id,
+            reply,
+        })
+        .await
+    }
+
+    async fn resync(&self) -> Option<(Bytes, broadcast::Receiver<SseChunk>)> {
+        self.ask(|reply| MirrorCmd::Resync { reply }).await
+    }
+
+    fn farewell(&self) -> ErrorMsg {
+        let said = self
+            .shared
+            .farewell
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        said.clone().unwrap_or_else(crate::sse::shutting_down)
+    }
+}
+
+impl WatchedRoom for MirrorHandle {
+    fn id(&self) -> &str {
+        &self.shared.id
+    }
+    fn map(&self) -> &Map {
+        &self.shared.map
+    }
+    fn spectators(&self) -> u32 {
+        self.shared.spectators.load(Ordering::Relaxed)
+            + self.shared.watchers.load(Ordering::Relaxed)
+    }
+    fn world(&self) -> watch::Receiver<Arc<WorldState>> {
+        let mut rx = self.shared.world.clone();
+        rx.mark_changed();
+        rx
+    }
+    fn frames(&self) -> &FrameCache {
+        &self.shared.frames
+    }
+    fn watchers(&self) -> &AtomicU32 {
+        &self.shared.watchers
+    }
+    fn wake(&self) {}
+}
+
+type Registry = tokio::sync::Mutex<HashMap<String, MirrorHandle>>;
+
+/// The mirrors of a node, by room id.
+#[derive(Clone)]
+pub struct Mirrors {
+    registry: Arc<Registry>,
+    link: Link,
+    directory: Directory,
+    spectators: SpectatorConfig,
+    ttl: Duration,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Mirrors {
+    /// No mirror yet.
+    pub fn new(
+        link: Link,
+        directory: Directory,
+        spectators: SpectatorConfig,
+        ttl: Duration,
+        shutdown: watch::Receiver<bool>,
+    ) -> Mirrors {
+        Mirrors {
+            registry: Arc::default(),
+            link,
+            directory,
+            spectators,
+            ttl,
+            shutdown,
+        }
+    }
+
+    /// Mirrors being served now.
+    pub async fn len(&self) -> usize {
+        self.registry.lock().await.len()
+    }
+
+    /// True when no room is mirrored.
+    pub async fn is_empty(&self) -> bool {
+        self.len().await == 0
+    }
+
+    /// The mirror of `room`, started (subscribed, with a keyframe) if there
+    /// is none.
+    pub async fn get(&self, room: &str) -> Result<MirrorHandle, MirrorError> {
+        // Held while a mirror starts, so a burst of first spectators
+        // starts it once.
+        let mut registry = self.registry.lock().await;
+        if let Some(h) = registry.get(room)
+            && !h.commands.is_closed()
+        {
+            return Ok(h.clone());
+        }
+        let owner = self
+            .directory
+            .owner(room)
+            .ok_or_else(|| MirrorError::Unknown(room.to_string()))?;
+        let handle = self.start(room, owner).await?;
+        registry.insert(room.to_string(), handle.clone());
+        Ok(handle)
+    }
+
+    async fn start(&self, room: &str, owner: Owner) -> Result<MirrorHandle, MirrorError> {
+        let no_keyframe = |why: String| MirrorError::NoKeyframe {
+            node: owner.node.clone(),
+            why,
+        };
+        let client = &self.link.client;
+        // Subscribed before asking, so no frame after the keyframe is missed.
+        let frames = client
+            .subscribe(wire::frames_subject(&owner.node, room))
+            .await
+            .map_err(|e| no_keyframe(e.to_string()))?;
+        let keyframe = request_keyframe(&self.link, &owner.node, room)
+            .await
+            .map_err(no_keyframe)?;
+        let mut replica = Replica::default();
+        replica.handle_keyframe(keyframe.snapshot.clone());
+        let state = Arc::new(keyframe.snapshot.state.clone());
+        let (world_tx, world) = watch::channel(state);
+        let shared = Arc::new(Shared {
+            id: room.to_string(),
+            map: keyframe.welcome.map.clone(),
+            world,
+            frames: FrameCache::default(),
+            watchers: AtomicU32::new(0),
+            spectators: AtomicU32::new(0),
+            farewell: Mutex::new(None),
+        });
+        let (commands, rx) = mpsc::channel(1024);
+        let (answers_tx, answers) = mpsc::channel(4);
+        let task = MirrorTask {
+            room: room.to_string(),
+            node: owner.node.clone(),
+            link: self.link.clone(),
+            directory: self.directory.clone(),
+            ttl: self.ttl,
+            registry: Arc::downgrade(&self.registry),
+            handles: commands.downgrade(),
+            shared: shared.clone(),
+            sse: SseFeed::new(keyframe.welcome.tick_rate, self.spectators.replay),
+            tick_rate: keyframe.welcome.tick_rate,
+            replay: self.spectators.replay,
+            queue: self.spectators.queue.max(1),
+            live: None,
+            world_tx,
+            welcome: keyframe.welcome,
+            replica,
+            asking: false,
+            answers_tx,
+            idle_since: None,
+        };
+        let span = tracing::info_span!("mirror", room = %room, origin = %owner.node);
+        tokio::spawn(
+            task.run(frames, rx, answers, self.shutdown.clone())
+                .instrument(span),
+        );
+        Ok(MirrorHandle { shared, commands })
+    }
+}
+
+async fn request_keyframe(link: &Link, node: &str, room: &str) -> Result<Keyframe, String> {
+    let ask = link
+        .client
+        .request(wire::keyframe_subject(node, room), Bytes::new());
+    match tokio::time::timeout(KEYFRAME_WAIT, ask).await {
+        Err(_) => Err(format!("no answer within {} s", KEYFRAME_WAIT.as_secs())),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(msg)) => wire::from_bytes::<Keyframe>(&msg.payload).map_err(|e| e.to_string()),
+    }
+}
+
+struct MirrorTask {
+    room: String,
+    node: String,
+    link: Link,
+    directory: Directory,
+    ttl: Duration,
+    registry: Weak<Registry>,
+    /// Counts the handles (the registry's, every spectator's).
+    handles: mpsc::WeakSender<MirrorCmd>,
+    shared: Arc<Shared>,
+    sse: SseFeed,
+    tick_rate: u32,
+    replay: Duration,
+    queue: usize,
+    live: Option<broadcast::Sender<SseChunk>>,
+    world_tx: watch::Sender<Arc<WorldState>>,
+    welcome: Welcome,
+    replica: Replica,
+    /// A keyframe request is on its way.
+    asking: bool,
+    answers_tx: mpsc::Sender<Result<Keyframe, String>>,
+    idle_since: Option<Instant>,
+}
+
+impl MirrorTask {
+    async fn run(
+        mut self,
+        mut frames: Subscriber,
+        mut commands: mpsc::Receiver<MirrorCmd>,
+        mut answers: mpsc::Receiver<Result<Keyframe, String>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut up = self.link.up.clone();
+        // Only changes from now on: the mirror starts with a keyframe.
+        up.borrow_and_update();
+        let mut every = tokio::time::interval(INTEREST_EVERY);
+        loop {
+            tokio::select! {
+                biased;
+                _ = crate::clock::until_shutdown(&mut shutdown) => break,
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd),
+                    None => break,
+                },
+                msg = frames.next() => {
+                    let Some(msg) = msg else { break };
+                    match wire::from_bytes::<RoomFrames>(&msg.payload) {
+                        Ok(f) => {
+                            let steps = self.replica.handle_frames(f);
+                            self.apply(steps);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "unreadable frame from the origin"),
+                    }
+                }
+                answer = answers.recv() => {
+                    self.asking = false;
+                    match answer {
+                        Some(Ok(k)) => {
+                            let steps = self.replica.handle_keyframe(k.snapshot);
+                            self.apply(steps);
+                        }
+                        Some(Err(why)) => tracing::debug!(%why, "keyframe request failed"),
+                        None => {}
+                    }
+                }
+                changed = up.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let is_up = *up.borrow_and_update();
+                    self.on_link(is_up);
+                }
+                _ = every.tick() => {
+                    if let Some(why) = self.on_timer() {
+                        self.close(why);
+                        break;
+                    }
+                    if self.try_retire().await {
+                        return;
+                    }
+                }
+            }
+        }
+        if let Some(reg) = self.registry.upgrade() {
+            let mut reg = reg.lock().await;
+            if reg
+                .get(&self.room)
+                .is_some_and(|h| Arc::ptr_eq(&h.shared, &self.shared))
+            {
+                reg.remove(&self.room);
+            }
+        }
+    }
+
+    fn live(&mut self) -> &broadcast::Sender<SseChunk> {
+        let queue = self.queue;
+        self.live
+            .get_or_insert_with(|| broadcast::Sender::new(queue))
+    }
+
+    fn receivers(&self) -> usize {
+        self.live
+            .as_ref()
+            .map_or(0, broadcast::Sender::receiver_count)
+    }
+
+    fn world(&self) -> Arc<WorldState> {
+        self.world_tx.borrow().clone()
+    }
+
+    fn handle(&mut self, cmd: MirrorCmd) {
+        let world = self.world();
+        match cmd {
+            MirrorCmd::Spectate {
+                last_event_id,
+                reply,
+            } => {
+                let welcome = &self.welcome;
+                let preamble = self.sse.join(last_event_id, &world, now_us(), || Welcome {
+                    server_time_us: now_us(),
+                    ..welcome.clone()
+                });
+                let live = self.live().subscribe();
+                let _ = reply.send(Spectating { live, preamble });
+            }
+            MirrorCmd::Resync { reply } => {
+                let snapshot = self.sse.keyframe(&world, now_us());
+                let live = self.live().subscribe();
+                let _ = reply.send((snapshot, live));
+            }
+        }
+        self.count();
+    }
+
+    fn count(&self) {
+        self.shared
+            .spectators
+            .store(self.receivers() as u32, Ordering::Relaxed);
+    }
+
+    fn send(&self, tick: u64, bytes: Bytes) {
+        if let Some(live) = &self.live {
+            let _ = live.send(SseChunk {
+                tick,
+                bytes,
+                produced: Instant::now(),
+            });
+        }
+    }
+
+    fn apply(&mut self, steps: Vec<Step>) {
+        for step in steps {
+            match step {
+                Step::Tick { frame, chat } => {
+                    let watching = self.receivers() > 0;
+                    if let Some(bytes) = self.sse.tick(watching, &frame, &chat) {
+                        self.send(frame.tick, bytes);
+                    }
+                    if let Some(s) = self.replica.state() {
+                        self.world_tx.send_replace(Arc::new(s.clone()));
+                    }
+                }
+                Step::Resync { snapshot, .. } => {
+                    // The ring must hold consecutive ticks: it starts again.
+                    self.sse = SseFeed::new(self.tick_rate, self.replay);
+                    let bytes = self.sse.keyframe(&snapshot.state, snapshot.server_time_us);
+                    self.send(snapshot.tick, bytes);
+                    self.world_tx.send_replace(Arc::new(snapshot.state));
+                    tracing::debug!(tick = snapshot.tick, "resynced");
+                }
+                Step::Chat(lines) => {
+                    let tick = self.world().tick;
+                    for c in lines {
+                        let data = encode(Format::Json, &c);
+                        self.send(tick, format_event("chat", Some(tick), &data));
+                    }
+                }
+                Step::NeedKeyframe(why) => {
+                    tracing::info!(%why, "asking the origin for a keyframe");
+                    self.ask_keyframe();
+                }
+            }
+        }
+        self.count();
+    }
+
+    fn ask_keyframe(&mut self) {
+        if self.asking || !*self.link.up.borrow() {
+            return;
+        }
+        self.asking = true;
+        let (link, node, room, tx) = (
+            self.link.clone(),
+            self.node.clone(),
+            self.room.clone(),
+            self.answers_tx.clone(),
+        );
+        tokio::spawn(async move {
+            let _ = tx.send(request_keyframe(&link, &node, &room).await).await;
+        });
+    }
+
+    fn on_link(&mut self, up: bool) {
+        if up {
+            tracing::info!("NATS is back: resyncing");
+            self.ask_keyframe();
+            return;
+        }
+        // Spectators are told, and whatever comes next starts from a keyframe.
+        self.replica.handle_lost();
+        let tick = self.world().tick;
+        let status = ErrorMsg {
+            code: "reconnecting".into(),
+            message: "this node lost its link to the cluster; the stream goes on \
+                      with a snapshot when it is back"
+                .into(),
+        };
+        let data = encode(Format::Json, &status);
+        self.send(tick, format_event("status", Some(tick), &data));
+    }
+
+    /// Once a second: interest, a keyframe if still missing, and whether
+    /// the origin has left the cluster (the reason to end the streams).
+    fn on_timer(&mut self) -> Option<ErrorMsg> {
+        if self.directory.has_left(&self.node, self.ttl) {
+            return Some(ErrorMsg {
+                code: "origin_gone".into(),
+                message: format!(
+                    "the room's server (node {}) left the cluster: it has not renewed its \
+                     directory entry for {} s",
+                    self.node,
+                    self.ttl.as_secs_f64()
+                ),
+            });
+        }
+        if *self.link.up.borrow() {
+            let client = self.link.client.clone();
+            let subject = wire::interest_subject(&self.node, &self.room);
+            tokio::spawn(async move {
+                let _ = client.publish(subject, Bytes::new()).await;
+            });
+        }
+        if self.replica.needs_keyframe() {
+            self.ask_keyframe();
+        }
+        None
+    }
+
+    /// Leaves the registry once nobody has watched for the replay window,
+    /// unless someone took a handle meanwhile. True when it left.
+    async fn try_retire(&mut self) -> bool {
+        // The registry's own handle is one.
+        let watched = self.handles.strong_count() > 1
+            || self.shared.watchers.load(Ordering::Relaxed) > 0
+            || self.receivers() > 0;
+        if watched {
+            self.idle_since = None;
+            return false;
+        }
+        let since = *self.idle_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < self.replay {
+            return false;
+        }
+        let Some(reg) = self.registry.upgrade() else {
+            return true;
+        };
+        let mut reg = reg.lock().await;
+        if self.handles.strong_count() > 1 {
+            return false;
+        }
+        reg.remove(&self.room);
+        tracing::debug!("no spectators: unsubscribed");
+        true
+    }
+
+    fn close(&mut self, why: ErrorMsg) {
+        tracing::info!(code = %why.code, "closing the mirror");
+        *self
+            .shared
+            .farewell
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(why);
+        // Spectators read what is queued, then the end of the ring.
+        self.live = None;
+    }
+}

