@@ -3,19 +3,20 @@
 # prints the load tool's table; JSON reports go to bench/results/.
 #
 #   bench/run.sh spectators | rooms | longpoll | poll | idle | slow |
-#                rooms-empty | rooms-flood | cluster | all
+#                rooms-empty | rooms-flood | cluster | floor | all
 #
 # Environment: PORT (17900), DURATION (window per run, default per
 # scenario), SPECTATORS ("1000 5000 10000"), RAMP (connections/s, 1000),
 # OUT (bench/results), SERVER (the server binary: another build to compare),
 # EMPTY_ROOMS (1000), FLOOD (2000), CLUSTER_SPECTATORS (4000, split over
-# two edges), NATS_PORT (17950). Every run is bounded: ramp + window + a
-# few seconds.
+# two edges), NATS_PORT (17950), FLOOR_SSE ("1000 5000 10000") and
+# FLOOR_WS ("5000") for the floor scenario. Every run is bounded: ramp +
+# window + a few seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-    echo "usage: bench/run.sh spectators|rooms|longpoll|poll|idle|slow|rooms-empty|rooms-flood|cluster|all" >&2
+    echo "usage: bench/run.sh spectators|rooms|longpoll|poll|idle|slow|rooms-empty|rooms-flood|cluster|floor|all" >&2
     exit 2
 }
 SCENARIO=${1:-}
@@ -29,6 +30,7 @@ mkdir -p "$OUT"
 cargo build --release --locked -q -p game-server -p tickwire-load
 SERVER=${SERVER:-./target/release/game-server}
 LOAD=./target/release/tickwire-load
+FLOOR=./target/release/tickwire-floor
 # Both processes may hold 10,000+ sockets; 20,000 is this machine's hard limit.
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
@@ -52,6 +54,21 @@ start_server() {
         sleep 0.1
     done
     echo "server did not start; see $OUT/server.log" >&2
+    exit 1
+}
+
+# start_floor ARGS...: the raw broadcaster (load/src/bin/tickwire-floor) in
+# the server's place, on the same port.
+start_floor() {
+    "$FLOOR" --bind "127.0.0.1:$PORT" "$@" >"$OUT/floor.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 100); do
+        if curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; then
+            return
+        fi
+        sleep 0.1
+    done
+    echo "floor did not start; see $OUT/floor.log" >&2
     exit 1
 }
 
@@ -118,6 +135,73 @@ slow() {
     start_server
     load slow-stalled --duration "${DURATION:-20s}" --ws 16 --stalled-sse 100 --stalled-ws 100
     stop_server
+}
+
+# bytes_per_frame JSON KIND: the mean bytes per frame a kind of connection
+# read in a report (so the floor can send frames of the same size).
+bytes_per_frame() {
+    jq -r --arg k "$2" '[.kinds[] | select(.kind == $k)][0]
+        | if . == null or .frames_per_client_s == 0 then 0
+          else (.bytes_per_client_s / .frames_per_client_s | floor) end' "$1"
+}
+
+# side_by_side LABEL KIND: Tickwire's and the floor's figures from the two
+# reports of LABEL, and their ratios. CPU per delivered frame is the server
+# process's CPU time over the window divided by every frame every
+# connection of the run received in it.
+side_by_side() {
+    local label=$1 kind=$2
+    jq -rn --arg k "$kind" --arg run "$label" \
+        --slurpfile t "$OUT/tickwire-$label.json" --slurpfile f "$OUT/floor-$label.json" '
+        def fig($r): ([$r.kinds[] | select(.kind == $k)][0]) as $s
+            | {cpu_us: ($r.server_process.cpu_percent / 100 * $r.window_s * 1e6
+                        / ([$r.kinds[].frames] | add)),
+               p99: $s.frame_age_ms.p99, fps: $s.frames_per_client_s,
+               missed: $s.missed, opened: $s.opened, wanted: $s.wanted,
+               rss: ($r.server_process.rss_max_mib * 10 | round / 10),
+               bpf: (if $s.frames_per_client_s > 0
+                     then $s.bytes_per_client_s / $s.frames_per_client_s else 0 end)};
+        fig($t[0]) as $a | fig($f[0]) as $b
+        | def row($n; $x): "\($n | . + "          " | .[0:10]) \($x.opened)/\($x.wanted) open, "
+            + "CPU \($x.cpu_us * 100 | round / 100) us/frame, p99 age \($x.p99) ms, "
+            + "\($x.fps * 100 | round / 100) frames/conn/s, missed \($x.missed), "
+            + "\($x.bpf | round) B/frame, RSS max \($x.rss) MiB";
+        "== \($run) (\($k)) side by side",
+        row("tickwire"; $a), row("floor"; $b),
+        "ratio      CPU/frame \(if $b.cpu_us > 0 then ($a.cpu_us / $b.cpu_us * 100 | round / 100) else "-" end)x, "
+            + "p99 age \(if $b.p99 > 0 then ($a.p99 / $b.p99 * 100 | round / 100) else "-" end)x, "
+            + "frames/conn/s \(if $b.fps > 0 then ($a.fps / $b.fps * 100 | round / 100) else "-" end)x"'
+}
+
+# floor_pair LABEL KIND ARGS...: the same load against Tickwire, then
+# against the floor sending frames of the size Tickwire's KIND read.
+floor_pair() {
+    local label=$1 kind=$2
+    shift 2
+    start_server
+    load "tickwire-$label" "$@"
+    stop_server
+    local sse ws
+    sse=$(bytes_per_frame "$OUT/tickwire-$label.json" sse-spectator)
+    ws=$(bytes_per_frame "$OUT/tickwire-$label.json" "ws-spectator (json)")
+    [ "$ws" != 0 ] || ws=$(bytes_per_frame "$OUT/tickwire-$label.json" "ws-player (json)")
+    start_floor --sse-bytes "$sse" --ws-bytes "$ws"
+    load "floor-$label" "$@"
+    stop_server
+    side_by_side "$label" "$kind" | tee "$OUT/side-by-side-$label.txt"
+    echo
+}
+
+# Tickwire against the kernel's floor (issue 14): the same load tool, the
+# same frame size, one run; 16 WebSocket players in each.
+floor() {
+    local d=${DURATION:-15s}
+    for n in ${FLOOR_SSE:-1000 5000 10000}; do
+        floor_pair "sse-$n" sse-spectator --duration "$d" --ws 16 --sse "$n"
+    done
+    for n in ${FLOOR_WS:-5000}; do
+        floor_pair "ws-$n" "ws-spectator (json)" --duration "$d" --ws 16 --ws-spectators "$n"
+    done
 }
 
 # The server's resident memory (KiB) and CPU time so far (clock ticks).
@@ -282,6 +366,7 @@ case "$SCENARIO" in
     rooms-empty) rooms_empty ;;
     rooms-flood) rooms_flood ;;
     cluster) cluster ;;
+    floor) floor ;;
     all)
         spectators
         rooms
@@ -292,6 +377,7 @@ case "$SCENARIO" in
         rooms_empty
         rooms_flood
         cluster
+        floor
         ;;
     *) usage ;;
 esac

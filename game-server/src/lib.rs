@@ -6,6 +6,7 @@ pub mod accept;
 pub mod clock;
 pub mod cluster;
 pub mod conn;
+pub mod fanout;
 pub mod http;
 pub mod limits;
 pub mod logging;
@@ -320,6 +321,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         tracker: tracker.clone(),
         max_refusing: side,
         lingering: accept::Lingering::new(side),
+        handoff: Some(Arc::new(fanout::SseDoor(fanout::Fanout::new(
+            rooms.clone(),
+            std::thread::available_parallelism().map_or(1, usize::from),
+            config.spectators.keepalive,
+        )))),
     };
     let server = tokio::spawn(accept::run(
         listener,

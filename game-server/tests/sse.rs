@@ -101,6 +101,40 @@ async fn events_rebuild_the_world_tick_by_tick() {
     s.shutdown().await;
 }
 
+/// The fan-out answers the head itself: a body that ends with the
+/// connection (no chunking), and spectators that join while others watch
+/// (spread over the room's shards, each filling the ticks its shard wrote
+/// before it came) all get every tick after their welcome, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spectators_joining_one_after_another_each_get_every_tick() {
+    let s = server(|_| {}).await;
+    let _a = ws_player(s.local_addr, "alice").await;
+    let mut watchers = Vec::new();
+    for _ in 0..6 {
+        let mut sse = Sse::open(s.local_addr, "lobby", None).await;
+        assert_eq!(sse.http.header("connection"), Some("close"));
+        assert_eq!(sse.http.header("transfer-encoding"), None);
+        let mut world = welcome(&mut sse).await;
+        // Let the room move on a little before the next one joins.
+        let t = world.tick + 3;
+        follow_to(&mut sse, &mut world, t).await;
+        watchers.push((sse, world));
+    }
+    let end = watchers.iter().map(|(_, w)| w.tick).max().unwrap() + 40;
+    let mut checksums = Vec::new();
+    for (sse, world) in &mut watchers {
+        // `apply` fails on a gap (a delta on the wrong base) or a bad checksum.
+        let names = follow_to(sse, world, end).await;
+        assert!(
+            !names.iter().any(|n| n == "snapshot"),
+            "a reader that keeps up is never resynced: {names:?}"
+        );
+        checksums.push(world.checksum());
+    }
+    assert!(checksums.windows(2).all(|w| w[0] == w[1]), "{checksums:?}");
+    s.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_event_id_resumes_without_a_gap_or_falls_back_to_a_snapshot() {
     let s = server(|c| c.spectators.replay = Duration::from_secs(1)).await;

@@ -95,6 +95,29 @@ impl Conn {
         }
     }
 
+    /// Copies the bytes that have arrived into `buf` without consuming
+    /// them, waiting until some have.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.stream.as_ref() {
+            Some(s) => s.peek(buf).await,
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// One non-blocking write of as much of `buf` as the socket takes now
+    /// (`WouldBlock`: nothing). For the fan-out's fast path, which never
+    /// waits: a write that cannot finish goes on in the stall-guarded
+    /// `AsyncWrite` (the slow path).
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        if self.stalled {
+            return Err(stalled_error());
+        }
+        match self.stream.as_ref() {
+            Some(s) => s.try_write(buf),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
     /// Runs a write-side poll: progress disarms the stall timer, waiting
     /// arms it, and a wait longer than the limit fails the write.
     fn guard<T>(

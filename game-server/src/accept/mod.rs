@@ -17,6 +17,7 @@
 
 mod conn;
 pub mod fdlimit;
+mod sniff;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -36,6 +37,7 @@ use warp::http::{HeaderValue, Request, StatusCode};
 use warp::reply::Response;
 
 pub use conn::{Conn, Lingering};
+pub use sniff::{Handoff, Head, Taken};
 
 use crate::limits::counters::bump;
 use crate::limits::{Counters, Limits};
@@ -220,6 +222,44 @@ pub struct AcceptConfig {
     /// Refusals answered at once, at most.
     pub max_refusing: usize,
     pub lingering: Lingering,
+    /// Takes some requests before hyper does (the SSE fan-out).
+    pub handoff: Option<Arc<dyn Handoff>>,
+}
+
+/// Largest request head a [`Handoff`] is offered; longer ones go to hyper.
+const SNIFF_BYTES: usize = 4 * 1024;
+
+/// Offers the connection's first request to the handoff: `None` when it
+/// took it (or the head never came), else the connection for hyper.
+async fn offer(
+    conn: Conn,
+    handoff: &dyn Handoff,
+    config: &AcceptConfig,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Conn> {
+    let mut buf = vec![0u8; SNIFF_BYTES];
+    let peeked = tokio::select! {
+        p = tokio::time::timeout(config.limits.request_timeout, conn.peek(&mut buf)) => p,
+        _ = crate::clock::until_shutdown(shutdown) => return None,
+    };
+    let n = match peeked {
+        Ok(Ok(n)) => n,
+        Ok(Err(_)) => return None,
+        Err(_) => {
+            bump(&config.counters.header_timeouts);
+            debug!("no request head within {:?}", config.limits.request_timeout);
+            return None;
+        }
+    };
+    // A head that came in pieces, or is not one the handoff wants, is
+    // hyper's: it reads the same bytes, nothing was consumed.
+    match Head::parse(&buf[..n]) {
+        Some(head) if handoff.wants(&head) => match handoff.take(head, conn).await {
+            Taken::Yes => None,
+            Taken::No(conn) => Some(conn),
+        },
+        _ => Some(conn),
+    }
 }
 
 /// Accepts connections on `listener` and serves `service` on each until
@@ -340,6 +380,13 @@ async fn serve_conn<S>(
         + 'static,
     S::Future: Send + 'static,
 {
+    let conn = match config.handoff.clone() {
+        Some(h) => match offer(conn, h.as_ref(), &config, &mut shutdown).await {
+            Some(conn) => conn,
+            None => return,
+        },
+        None => conn,
+    };
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(config.limits.request_timeout)

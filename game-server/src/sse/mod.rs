@@ -24,7 +24,8 @@ use warp::reply::Response;
 use crate::http::error_reply;
 use crate::metrics::{ConnMetrics, RoomMetrics};
 
-const KEEPALIVE: Bytes = Bytes::from_static(b": keepalive\n\n");
+/// The comment an idle stream gets (see `SpectatorConfig::keepalive`).
+pub(crate) const KEEPALIVE: Bytes = Bytes::from_static(b": keepalive\n\n");
 
 /// One tick's SSE bytes (`event: tick`, whose delta carries the
 /// scoreboard rows that changed, plus that tick's chat events), shared by
@@ -106,6 +107,11 @@ fn closing_event(last_events: Option<&Bytes>, err: ErrorMsg) -> Bytes {
         p.push(b);
         p.last_event_id().parse().ok()
     });
+    closing_event_after(id, err)
+}
+
+/// The closing event `err` of a stream whose last event had id `id`.
+pub(crate) fn closing_event_after(id: Option<u64>, err: ErrorMsg) -> Bytes {
     format_event("error", id, &encode(Format::Json, &err))
 }
 
