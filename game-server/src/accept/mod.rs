@@ -364,6 +364,9 @@ pub async fn run<S>(
             "shutdown grace of {grace:?} is over: dropping the connections still open"
         );
         conns.abort_all();
+        if let Some(h) = &config.handoff {
+            h.abandon();
+        }
     }
     while conns.join_next().await.is_some() {}
 }

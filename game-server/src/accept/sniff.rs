@@ -73,6 +73,9 @@ pub trait Handoff: Send + Sync + 'static {
     fn wants(&self, head: &Head) -> bool;
     /// Takes the connection for `head`, or gives it back untouched.
     fn take(&self, head: Head, conn: Conn) -> Pin<Box<dyn Future<Output = Taken> + Send>>;
+    /// The shutdown grace is over: drop every connection it took that is
+    /// still open, as the accept layer drops its own.
+    fn abandon(&self);
 }
 
 #[cfg(test)]

@@ -83,6 +83,9 @@ pub struct Fanout<L: SseRooms> {
     keepalive: Duration,
     next: AtomicUsize,
     shards: Mutex<HashMap<String, Vec<mpsc::UnboundedSender<Admission>>>>,
+    /// Every shard and slow-path task still running, so a shutdown whose
+    /// grace is over can drop their sockets ([`Handoff::abandon`]).
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl<L: SseRooms> Fanout<L> {
@@ -95,7 +98,26 @@ impl<L: SseRooms> Fanout<L> {
             keepalive,
             next: AtomicUsize::new(0),
             shards: Mutex::default(),
+            tasks: Mutex::default(),
         })
+    }
+
+    /// Spawns one of the fan-out's tasks, tracked for [`Self::abandon`].
+    /// Only shards (a few per room) and spectators on the slow path are
+    /// tasks, so the list stays short; ended ones are pruned here.
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task).abort_handle();
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handle);
+    }
+
+    /// Drops every spectator socket the fan-out still holds.
+    fn abandon(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in tasks {
+            t.abort();
+        }
     }
 
     fn lock(
@@ -125,7 +147,7 @@ impl<L: SseRooms> Fanout<L> {
         let _ = tx.send(a);
         slots[i] = tx;
         drop(shards);
-        tokio::spawn(shard::run(
+        self.spawn(shard::run(
             self.clone(),
             id.to_string(),
             room.clone(),
@@ -166,6 +188,10 @@ impl<L: SseRooms> Handoff for SseDoor<L> {
     fn take(&self, head: Head, conn: Conn) -> Pin<Box<dyn Future<Output = Taken> + Send>> {
         let fanout = self.0.clone();
         Box::pin(async move { open(fanout, head, conn).await })
+    }
+
+    fn abandon(&self) {
+        self.0.abandon();
     }
 }
 

@@ -68,7 +68,7 @@ impl<L: SseRooms> Shard<L> {
     fn slow_down(&mut self, i: usize, rest: Bytes) {
         let s = self.spectators.swap_remove(i);
         self.release();
-        tokio::spawn(slow::catch_up(
+        self.fanout.spawn(slow::catch_up(
             self.fanout.clone(),
             self.id.clone(),
             self.room.clone(),
@@ -173,7 +173,7 @@ impl<L: SseRooms> Shard<L> {
     /// id of the last tick it got, written under the stall timeout.
     fn close(&mut self) {
         for s in self.spectators.drain(..) {
-            tokio::spawn(slow::finish(s, self.room.farewell()));
+            self.fanout.spawn(slow::finish(s, self.room.farewell()));
         }
         self.lead = None;
         self.spare.clear();
