@@ -263,8 +263,16 @@ async fn run(
                     metrics.sent.sent(1, len, q.produced);
                 }
                 // The room closed our outbox: replaced by a resume elsewhere, or shutting down.
+                // `biased` alone does not make the shutdown branch win: `watch::wait_for`
+                // is under tokio's cooperative budget and answers Pending when the task
+                // has spent it, even with the flag set, so ask the flag itself.
                 None => {
-                    close_with(tx, close::GOING_AWAY, "session taken over or room closed").await;
+                    let reason = if *shutdown.borrow() {
+                        Refusal::ShuttingDown.to_string()
+                    } else {
+                        "session taken over or room closed".to_string()
+                    };
+                    close_with(tx, close::GOING_AWAY, reason).await;
                     return;
                 }
             },
