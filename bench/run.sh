@@ -44,17 +44,22 @@ stop_server() {
 }
 trap stop_server EXIT
 
-start_server() {
-    "$SERVER" --bind "127.0.0.1:$PORT" --seed 1 "$@" >"$OUT/server.log" 2>&1 &
-    SERVER_PID=$!
+# until_healthy NAME: waits (10 s at most) for /healthz on $PORT.
+until_healthy() {
     for _ in $(seq 1 100); do
         if curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; then
             return
         fi
         sleep 0.1
     done
-    echo "server did not start; see $OUT/server.log" >&2
+    echo "$1 did not start; see $OUT/$1.log" >&2
     exit 1
+}
+
+start_server() {
+    "$SERVER" --bind "127.0.0.1:$PORT" --seed 1 "$@" >"$OUT/server.log" 2>&1 &
+    SERVER_PID=$!
+    until_healthy server
 }
 
 # start_floor ARGS...: the raw broadcaster (load/src/bin/tickwire-floor) in
@@ -62,14 +67,7 @@ start_server() {
 start_floor() {
     "$FLOOR" --bind "127.0.0.1:$PORT" "$@" >"$OUT/floor.log" 2>&1 &
     SERVER_PID=$!
-    for _ in $(seq 1 100); do
-        if curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; then
-            return
-        fi
-        sleep 0.1
-    done
-    echo "floor did not start; see $OUT/floor.log" >&2
-    exit 1
+    until_healthy floor
 }
 
 machine() {

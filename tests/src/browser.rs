@@ -7,7 +7,7 @@
 //! waits poll it until a condition holds (with [`WAIT`]-style deadlines),
 //! never a sleep.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chromiumoxide::browser::{Browser, BrowserConfig};
@@ -24,34 +24,6 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 const CSP_WATCH: &str = "window.__csp = []; document.addEventListener('securitypolicyviolation', \
      (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));";
 
-/// Installs Chromium with the project's own script when it is missing and
-/// this runs as root (CI, a container), so `cargo test --workspace` needs
-/// no setup step; anyone else is told what to run.
-pub fn ensure_chromium() {
-    static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let ok = *INSTALLED.get_or_init(|| {
-        if Path::new(CHROMIUM).exists() {
-            return true;
-        }
-        let root = std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/install-tools");
-        root && std::process::Command::new("bash")
-            .arg(script)
-            .stdin(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-            && Path::new(CHROMIUM).exists()
-    });
-    assert!(
-        ok,
-        "{CHROMIUM} is missing: run `sudo .ci/install-tools` (it installs Debian's chromium), \
-         which `.ci/run` does before the tests"
-    );
-}
-
 /// A headless Chromium with its own profile directory, closed on [`Chromium::close`].
 pub struct Chromium {
     browser: Browser,
@@ -62,7 +34,7 @@ pub struct Chromium {
 impl Chromium {
     /// Launches the browser (headless; `--no-sandbox`, as tests run as root).
     pub async fn launch() -> Chromium {
-        ensure_chromium();
+        crate::ensure_installed(CHROMIUM, "chromium");
         // A profile of our own: tests of other worktrees may run a browser too.
         let profile = std::env::temp_dir().join(format!(
             "tickwire-chromium-{}-{}",

@@ -369,3 +369,30 @@ impl Drop for CutProxy {
         self.cut();
     }
 }
+
+/// Makes sure the system tool at `binary` (Debian's `package`) is there for
+/// a test: when it is missing and this runs as root (CI, a container), the
+/// project's own `.ci/install-tools` installs it, so `cargo test --workspace`
+/// needs no setup step; anyone else is told what to run.
+pub fn ensure_installed(binary: &str, package: &str) {
+    let there = || std::path::Path::new(binary).exists();
+    if there() {
+        return;
+    }
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/install-tools");
+    let installed = root
+        && std::process::Command::new("bash")
+            .arg(script)
+            .stdin(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    assert!(
+        installed && there(),
+        "{binary} is missing: run `sudo .ci/install-tools` (it installs Debian's {package}), \
+         which `.ci/run` does before the tests"
+    );
+}

@@ -36,6 +36,20 @@ fn present(v: &Value, key: &str) -> bool {
     v[key].is_number()
 }
 
+/// A full-page PNG of `tab` at `path` (the README's screenshot).
+async fn screenshot(tab: &Tab, path: &str) {
+    let png = tab
+        .page
+        .screenshot(
+            chromiumoxide::page::ScreenshotParams::builder()
+                .full_page(true)
+                .build(),
+        )
+        .await
+        .expect("screenshot");
+    std::fs::write(path, png).expect("write the screenshot");
+}
+
 async fn assert_no_csp_violation(tab: &Tab, page: &str) {
     let v = tab.csp_violations().await;
     assert!(v.is_empty(), "{page}: CSP violations reported: {v:?}");
@@ -504,16 +518,7 @@ async fn the_browser_watches_and_plays_over_every_transport() {
                 .all(|t| n(&s["compare"][*t], "ticks") >= 15.0 * f64::from(FAST_TICKS))
         })
         .await;
-        let png = tab
-            .page
-            .screenshot(
-                chromiumoxide::page::ScreenshotParams::builder()
-                    .full_page(true)
-                    .build(),
-            )
-            .await
-            .expect("screenshot");
-        std::fs::write(&path, png).expect("write the screenshot");
+        screenshot(&tab, &path).await;
         eprintln!("{:#}", tab.stats().await);
     }
     the_csp_blocks_inline_script(&tab).await;
@@ -552,16 +557,7 @@ async fn measure_the_four_transports_on_a_running_server() {
         })
         .await;
     if let Ok(path) = std::env::var("TICKWIRE_SCREENSHOT") {
-        let png = tab
-            .page
-            .screenshot(
-                chromiumoxide::page::ScreenshotParams::builder()
-                    .full_page(true)
-                    .build(),
-            )
-            .await
-            .expect("screenshot");
-        std::fs::write(&path, png).expect("write the screenshot");
+        screenshot(&tab, &path).await;
     }
     println!("{stats:#}");
     tab.close().await;

@@ -24,34 +24,6 @@ use tui_client::client::{ClosedReason, TransportKind};
 
 const NGINX: &str = "/usr/sbin/nginx";
 
-/// Installs nginx with the project's own script when it is missing and this
-/// runs as root (CI, a container), so `cargo test --workspace` needs no
-/// setup step; anyone else gets told what to run. Once per test binary.
-fn ensure_nginx() {
-    static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let ok = *INSTALLED.get_or_init(|| {
-        if std::path::Path::new(NGINX).exists() {
-            return true;
-        }
-        let root = std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/install-tools");
-        root && std::process::Command::new("bash")
-            .arg(script)
-            .stdin(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-            && std::path::Path::new(NGINX).exists()
-    });
-    assert!(
-        ok,
-        "{NGINX} is missing: run `sudo .ci/install-tools` (it installs Debian's nginx-light), \
-         which `.ci/run` does before the tests"
-    );
-}
-
 /// nginx's default proxying: what an operator gets who only wrote `proxy_pass`.
 const DEFAULT_LOCATION: &str = "proxy_pass http://UPSTREAM;";
 
@@ -77,7 +49,7 @@ impl Nginx {
     /// Starts nginx on a free loopback port with `location` (its
     /// `UPSTREAM` replaced by `upstream`) as the only location.
     async fn start(upstream: SocketAddr, location: &str) -> Nginx {
-        ensure_nginx();
+        tickwire_tests::ensure_installed(NGINX, "nginx-light");
         let dir = std::env::temp_dir().join(format!(
             "tickwire-nginx-{}-{}",
             std::process::id(),
