@@ -375,7 +375,10 @@ impl WsSpectator {
                 Message::Text(String::from_utf8(bytes.to_vec()).expect("JSON").into())
             }
         };
-        self.ws.send(frame).await.expect("send to the spectators' socket");
+        self.ws
+            .send(frame)
+            .await
+            .expect("send to the spectators' socket");
     }
 
     /// The next message (panics after [`WAIT`]); `None` once the server

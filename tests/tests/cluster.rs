@@ -182,7 +182,11 @@ async fn edges_serve_checked_frames_and_send_players_to_the_origin() {
         let w = ws.welcome.as_ref().expect("welcomed");
         assert_eq!((w.player_id, w.room.as_str()), (None, "lobby"));
         assert_eq!(ws.world.as_ref().map(|w| w.snakes.len()), Some(1));
-        assert!(ws.ticks.windows(2).all(|t| t[1] == t[0] + 1), "{:?}", ws.ticks);
+        assert!(
+            ws.ticks.windows(2).all(|t| t[1] == t[0] + 1),
+            "{:?}",
+            ws.ticks
+        );
     }
     // `ping` -> `pong` (the lag panel's RTT) and `resync` -> a keyframe.
     wa.send(&ClientMsg::Ping(protocol::Ping { t: 42 })).await;

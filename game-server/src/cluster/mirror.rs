@@ -128,7 +128,8 @@ impl WsRoom for MirrorHandle {
     }
 
     async fn rewatch(&self, format: Format) -> Option<(Bytes, broadcast::Receiver<WsChunk>)> {
-        self.ask(|reply| MirrorCmd::WsResync { format, reply }).await
+        self.ask(|reply| MirrorCmd::WsResync { format, reply })
+            .await
     }
 
     fn farewell(&self) -> ErrorMsg {
@@ -606,7 +607,11 @@ impl MirrorTask {
             let Some(ring) = ring.as_ref().filter(|r| r.receiver_count() > 0) else {
                 continue;
             };
-            let format = if i == 0 { Format::Json } else { Format::Bincode };
+            let format = if i == 0 {
+                Format::Json
+            } else {
+                Format::Bincode
+            };
             let _ = ring.send(WsChunk {
                 tick,
                 bytes: encode(format, msg),

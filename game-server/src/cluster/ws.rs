@@ -398,7 +398,13 @@ impl Spectator {
     /// A keyframe of now, and the ring from the tick after it.
     async fn resync(&mut self, room: &impl WsRoom, ctx: &WsSpectatorContext) -> Next {
         let Some((keyframe, live)) = room.rewatch(self.format).await else {
-            refuse(&mut self.tx, self.format, close::GOING_AWAY, room.farewell()).await;
+            refuse(
+                &mut self.tx,
+                self.format,
+                close::GOING_AWAY,
+                room.farewell(),
+            )
+            .await;
             return Next::Stop;
         };
         self.live = live;
@@ -412,12 +418,7 @@ impl Spectator {
 
     /// One frame from the client: the rate limit (every frame counts),
     /// then the message, as on a room's own WebSocket.
-    async fn on_frame(
-        &mut self,
-        room: &impl WsRoom,
-        ctx: &WsSpectatorContext,
-        m: Message,
-    ) -> Next {
+    async fn on_frame(&mut self, room: &impl WsRoom, ctx: &WsSpectatorContext, m: Message) -> Next {
         if m.is_close() {
             return Next::Stop;
         }

@@ -177,7 +177,11 @@ fn mirror_ws(state: AppState) -> impl Filter<Extract = (Response,), Error = Reje
                     }
                 };
                 let Some(c) = s.cluster.clone() else {
-                    return error_reply(StatusCode::NOT_FOUND, "unknown_room", crate::http::unknown_room_message(&room));
+                    return error_reply(
+                        StatusCode::NOT_FOUND,
+                        "unknown_room",
+                        crate::http::unknown_room_message(&room),
+                    );
                 };
                 let (mirror, owner) = match (c.mirrors.get(&room).await, c.owner(&room)) {
                     (Ok(m), Some(owner)) => (m, owner),
