@@ -326,6 +326,8 @@ pub struct WsSpectator {
     pub errors: Vec<protocol::ErrorMsg>,
     /// The server's close frame: code and reason.
     pub closed: Option<(u16, String)>,
+    /// Each tick's frame as it came on the wire, by tick.
+    pub raw: std::collections::BTreeMap<u64, Vec<u8>>,
 }
 
 impl WsSpectator {
@@ -353,6 +355,7 @@ impl WsSpectator {
             snapshots: 0,
             errors: Vec::new(),
             closed: None,
+            raw: std::collections::BTreeMap::new(),
         };
         s.send(&protocol::ClientMsg::Hello(protocol::Hello {
             version: protocol::PROTOCOL_VERSION,
@@ -390,6 +393,11 @@ impl WsSpectator {
             let frame = tokio::time::timeout(WAIT, self.ws.next())
                 .await
                 .expect("a frame within the wait");
+            let bytes = match &frame {
+                Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
+                Some(Ok(Message::Binary(b))) => b.to_vec(),
+                _ => Vec::new(),
+            };
             let msg = match frame {
                 None | Some(Err(_)) => return None,
                 Some(Ok(Message::Close(c))) => {
@@ -419,6 +427,7 @@ impl WsSpectator {
                     w.apply_frame(t)
                         .unwrap_or_else(|e| panic!("tick {} does not apply: {e}", t.tick));
                     self.ticks.push(t.tick);
+                    self.raw.insert(t.tick, bytes);
                 }
                 ServerMsg::Error(e) => self.errors.push(e.clone()),
                 _ => {}

@@ -188,6 +188,22 @@ async fn edges_serve_checked_frames_and_send_players_to_the_origin() {
             ws.ticks
         );
     }
+    // The edge's WebSocket frames are the origin's bytes (there the query
+    // is ignored: the hello decides).
+    let mut o = WsSpectator::open(&c.origin.url, Format::Json).await;
+    o.ticks(10).await;
+    while wa.ticks.last() < o.ticks.last() {
+        wa.next().await.expect("the socket stays open");
+    }
+    let same: Vec<_> = o
+        .raw
+        .iter()
+        .filter(|(t, _)| wa.raw.contains_key(t))
+        .collect();
+    assert!(same.len() >= 5, "{} ticks in common", same.len());
+    for (t, bytes) in same {
+        assert_eq!(&wa.raw[t], bytes, "tick {t}");
+    }
     // `ping` -> `pong` (the lag panel's RTT) and `resync` -> a keyframe.
     wa.send(&ClientMsg::Ping(protocol::Ping { t: 42 })).await;
     wa.until("the pong", |m| matches!(m, ServerMsg::Pong(p) if p.t == 42))

@@ -538,3 +538,18 @@ fn not_upgrade(room: &str, why: &crate::upgrade::NotUpgrade) -> Response {
     );
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::spectator_query;
+
+    #[test]
+    fn only_role_spectator_in_the_query_says_spectator() {
+        assert!(spectator_query("role=spectator"));
+        assert!(spectator_query("a=1&role=spectator"));
+        assert!(!spectator_query(""));
+        assert!(!spectator_query("role=player"));
+        assert!(!spectator_query("role=spectators"));
+        assert!(!spectator_query("xrole=spectator"));
+    }
+}
