@@ -142,6 +142,10 @@ impl Drop for NatsServer {
     }
 }
 
+/// How long the nodes give a WebSocket to say hello (short, so a test of it
+/// takes a second).
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A cluster node (`cluster-node`) in a child process, killed on drop.
 pub struct Node {
     /// `http://127.0.0.1:PORT`.
@@ -155,6 +159,10 @@ impl Node {
         let mut cmd = Command::new(bin);
         cmd.args(["--nats", nats, "--node-id", id])
             .args(["--ttl-ms", &ttl.as_millis().to_string()])
+            .args([
+                "--ws-hello-timeout-ms",
+                &HELLO_TIMEOUT.as_millis().to_string(),
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -339,6 +347,19 @@ impl WsSpectator {
 
     /// Opens the spectators' socket and says hello with `role`.
     pub async fn hello(url: &str, format: protocol::Format, role: protocol::Role) -> WsSpectator {
+        let mut s = WsSpectator::silent(url, format).await;
+        s.send(&protocol::ClientMsg::Hello(protocol::Hello {
+            version: protocol::PROTOCOL_VERSION,
+            name: "watcher".into(),
+            role,
+            token: None,
+        }))
+        .await;
+        s
+    }
+
+    /// Opens the spectators' socket and says nothing.
+    pub async fn silent(url: &str, format: protocol::Format) -> WsSpectator {
         let ws_url = format!(
             "{}/rooms/lobby/ws?role=spectator",
             url.replacen("http://", "ws://", 1)
@@ -346,7 +367,7 @@ impl WsSpectator {
         let (ws, _) = tokio_tungstenite::connect_async(&ws_url)
             .await
             .unwrap_or_else(|e| panic!("{ws_url}: {e}"));
-        let mut s = WsSpectator {
+        WsSpectator {
             ws,
             format,
             welcome: None,
@@ -356,15 +377,7 @@ impl WsSpectator {
             errors: Vec::new(),
             closed: None,
             raw: std::collections::BTreeMap::new(),
-        };
-        s.send(&protocol::ClientMsg::Hello(protocol::Hello {
-            version: protocol::PROTOCOL_VERSION,
-            name: "watcher".into(),
-            role,
-            token: None,
-        }))
-        .await;
-        s
+        }
     }
 
     /// Sends `msg` in the spectator's format.

@@ -226,6 +226,11 @@ async fn edges_serve_checked_frames_and_send_players_to_the_origin() {
         p.errors[0].message
     );
     assert_eq!(closed.map(|c| c.0), Some(1008));
+    // A socket that never says hello is closed after the hello timeout.
+    let mut quiet = WsSpectator::silent(&c.edges[0].url, Format::Json).await;
+    let closed = quiet.until_closed().await.expect("a close frame");
+    assert_eq!(closed.0, 1008);
+    assert!(closed.1.contains("no hello within"), "{}", closed.1);
     // The edge's SSE spectators are on the fan-out: its hand-written,
     // close-delimited answer (hyper would send a chunked body).
     let sse = reqwest::get(format!("{}/rooms/lobby/events", c.edges[1].url))
