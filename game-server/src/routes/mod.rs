@@ -173,7 +173,7 @@ fn mirror_ws(state: AppState) -> impl Filter<Extract = (Response,), Error = Reje
                             "{why}; without WebSockets, watch over SSE: GET /rooms/{}/events",
                             protocol::text::sanitize_line(&room, 40)
                         );
-                        return error_reply(why.status(), "upgrade_required", words);
+                        return not_upgrade_in(&why, words);
                     }
                 };
                 let Some(c) = s.cluster.clone() else {
@@ -518,6 +518,16 @@ async fn recover(
 /// is not a WebSocket handshake: what was missing, and where the same game
 /// runs over plain HTTP.
 fn not_upgrade(room: &str, why: &crate::upgrade::NotUpgrade) -> Response {
+    let words = format!(
+        "{why}; without WebSockets, play over long-poll: POST /rooms/{}/sessions",
+        protocol::text::sanitize_line(room, 40)
+    );
+    not_upgrade_in(why, words)
+}
+
+/// The answer of a WebSocket endpoint to a request that is not a
+/// handshake, in `words` (what was missing, and what works without).
+fn not_upgrade_in(why: &crate::upgrade::NotUpgrade, words: String) -> Response {
     let mut r = error_reply(
         why.status(),
         if why.status() == StatusCode::UPGRADE_REQUIRED {
@@ -525,10 +535,7 @@ fn not_upgrade(room: &str, why: &crate::upgrade::NotUpgrade) -> Response {
         } else {
             "bad_request"
         },
-        format!(
-            "{why}; without WebSockets, play over long-poll: POST /rooms/{}/sessions",
-            protocol::text::sanitize_line(room, 40)
-        ),
+        words,
     );
     let h = r.headers_mut();
     h.insert("upgrade", warp::http::HeaderValue::from_static("websocket"));
