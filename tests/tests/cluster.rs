@@ -290,6 +290,12 @@ async fn nats_restarting_costs_players_nothing_and_edges_resync() {
     // The edge tells its spectators it lost the cluster.
     let status = s.until_event("status").await;
     assert!(status.data.contains("reconnecting"), "{}", status.data);
+    // A spectator who comes meanwhile is told too (on the fan-out, whose
+    // rings are already past the status).
+    let mut late = Spectator::open(&c.edges[0].url, None).await;
+    let told = late.until_event("status").await;
+    assert_eq!(late.names[0], "welcome");
+    assert!(told.data.contains("reconnecting"), "{}", told.data);
     // The origin's room goes on ticking for its player meanwhile.
     let before = player.play().await;
     let mut after = before;
@@ -301,6 +307,8 @@ async fn nats_restarting_costs_players_nothing_and_edges_resync() {
     // WebSockets (no `error` there: their frames pause, then the keyframe).
     s.until_event("snapshot").await;
     s.ticks(20).await;
+    late.until_event("snapshot").await;
+    late.ticks(20).await;
     for ws in [&mut wj, &mut wb] {
         let before = ws.ticks.len();
         ws.until("the keyframe", |m| matches!(m, ServerMsg::Snapshot(_)))
