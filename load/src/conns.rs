@@ -185,7 +185,13 @@ pub async fn ws(job: Job, mode: WsMode) {
     } else {
         Role::Spectator
     };
-    let url = format!("ws://{}/rooms/{}/ws", ctx.addr, job.room);
+    // A spectator says so in the URL too, so a cluster's edge serves it.
+    let query = if role == Role::Spectator {
+        "?role=spectator"
+    } else {
+        ""
+    };
+    let url = format!("ws://{}/rooms/{}/ws{query}", ctx.addr, job.room);
     let open = async {
         let stream = tcp(ctx.addr).await.ok()?;
         let (ws, _) =

@@ -142,6 +142,10 @@ impl Drop for NatsServer {
     }
 }
 
+/// How long the nodes give a WebSocket to say hello (short, so a test of it
+/// takes a second).
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A cluster node (`cluster-node`) in a child process, killed on drop.
 pub struct Node {
     /// `http://127.0.0.1:PORT`.
@@ -155,6 +159,10 @@ impl Node {
         let mut cmd = Command::new(bin);
         cmd.args(["--nats", nats, "--node-id", id])
             .args(["--ttl-ms", &ttl.as_millis().to_string()])
+            .args([
+                "--ws-hello-timeout-ms",
+                &HELLO_TIMEOUT.as_millis().to_string(),
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -304,5 +312,165 @@ impl Spectator {
 impl Drop for Spectator {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// What a WebSocket spectator (`?role=spectator`) saw: every frame decoded
+/// in the hello's format, the world rebuilt and every checksum checked.
+pub struct WsSpectator {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    format: protocol::Format,
+    /// The welcome, once it came.
+    pub welcome: Option<protocol::Welcome>,
+    /// The world rebuilt so far (after a snapshot).
+    pub world: Option<WorldState>,
+    /// Ticks applied, in order.
+    pub ticks: Vec<u64>,
+    /// Snapshots (keyframes) received.
+    pub snapshots: usize,
+    /// `error` messages received.
+    pub errors: Vec<protocol::ErrorMsg>,
+    /// The server's close frame: code and reason.
+    pub closed: Option<(u16, String)>,
+    /// Each tick's frame as it came on the wire, by tick.
+    pub raw: std::collections::BTreeMap<u64, Vec<u8>>,
+}
+
+impl WsSpectator {
+    /// Opens `ws://…/rooms/lobby/ws?role=spectator` on `url` and says hello
+    /// as a spectator.
+    pub async fn open(url: &str, format: protocol::Format) -> WsSpectator {
+        WsSpectator::hello(url, format, protocol::Role::Spectator).await
+    }
+
+    /// Opens the spectators' socket and says hello with `role`.
+    pub async fn hello(url: &str, format: protocol::Format, role: protocol::Role) -> WsSpectator {
+        let mut s = WsSpectator::silent(url, format).await;
+        s.send(&protocol::ClientMsg::Hello(protocol::Hello {
+            version: protocol::PROTOCOL_VERSION,
+            name: "watcher".into(),
+            role,
+            token: None,
+        }))
+        .await;
+        s
+    }
+
+    /// Opens the spectators' socket and says nothing.
+    pub async fn silent(url: &str, format: protocol::Format) -> WsSpectator {
+        let ws_url = format!(
+            "{}/rooms/lobby/ws?role=spectator",
+            url.replacen("http://", "ws://", 1)
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(&ws_url)
+            .await
+            .unwrap_or_else(|e| panic!("{ws_url}: {e}"));
+        WsSpectator {
+            ws,
+            format,
+            welcome: None,
+            world: None,
+            ticks: Vec::new(),
+            snapshots: 0,
+            errors: Vec::new(),
+            closed: None,
+            raw: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// Sends `msg` in the spectator's format.
+    pub async fn send(&mut self, msg: &protocol::ClientMsg) {
+        use futures_util::SinkExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let bytes = protocol::codec::encode(self.format, msg);
+        let frame = match self.format {
+            protocol::Format::Bincode => Message::Binary(bytes),
+            protocol::Format::Json => {
+                Message::Text(String::from_utf8(bytes.to_vec()).expect("JSON").into())
+            }
+        };
+        self.ws
+            .send(frame)
+            .await
+            .expect("send to the spectators' socket");
+    }
+
+    /// The next message (panics after [`WAIT`]); `None` once the server
+    /// closed. Frames come in the hello's format; ticks are applied with
+    /// their checksum checked.
+    pub async fn next(&mut self) -> Option<ServerMsg> {
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame within the wait");
+            let bytes = match &frame {
+                Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
+                Some(Ok(Message::Binary(b))) => b.to_vec(),
+                _ => Vec::new(),
+            };
+            let msg = match frame {
+                None | Some(Err(_)) => return None,
+                Some(Ok(Message::Close(c))) => {
+                    self.closed = c.map(|c| (u16::from(c.code), c.reason.to_string()));
+                    return None;
+                }
+                Some(Ok(Message::Text(t))) => {
+                    assert_eq!(self.format, protocol::Format::Json, "a text frame");
+                    protocol::codec::decode::<ServerMsg>(protocol::Format::Json, t.as_bytes())
+                }
+                Some(Ok(Message::Binary(b))) => {
+                    assert_eq!(self.format, protocol::Format::Bincode, "a binary frame");
+                    protocol::codec::decode::<ServerMsg>(protocol::Format::Bincode, &b)
+                }
+                Some(Ok(_)) => continue,
+            };
+            let msg = msg.expect("every frame decodes");
+            match &msg {
+                ServerMsg::Welcome(w) => self.welcome = Some((**w).clone()),
+                ServerMsg::Snapshot(s) => {
+                    assert_eq!(s.state.checksum(), s.checksum, "snapshot checksum");
+                    self.snapshots += 1;
+                    self.world = Some(s.state.clone());
+                }
+                ServerMsg::Tick(t) => {
+                    let w = self.world.as_mut().expect("a tick after a snapshot");
+                    w.apply_frame(t)
+                        .unwrap_or_else(|e| panic!("tick {} does not apply: {e}", t.tick));
+                    self.ticks.push(t.tick);
+                    self.raw.insert(t.tick, bytes);
+                }
+                ServerMsg::Error(e) => self.errors.push(e.clone()),
+                _ => {}
+            }
+            return Some(msg);
+        }
+    }
+
+    /// Reads until `n` more ticks applied.
+    pub async fn ticks(&mut self, n: usize) {
+        let goal = self.ticks.len() + n;
+        while self.ticks.len() < goal {
+            self.next().await.expect("the socket stays open");
+        }
+    }
+
+    /// Reads until a message that `pred` holds for; returns it.
+    pub async fn until(&mut self, what: &str, pred: impl Fn(&ServerMsg) -> bool) -> ServerMsg {
+        loop {
+            match self.next().await {
+                Some(m) if pred(&m) => return m,
+                Some(_) => {}
+                None => panic!("the socket closed before {what}: {:?}", self.closed),
+            }
+        }
+    }
+
+    /// Reads until the server closes; returns its close frame.
+    pub async fn until_closed(&mut self) -> Option<(u16, String)> {
+        while self.next().await.is_some() {}
+        self.closed.clone()
     }
 }

@@ -184,7 +184,7 @@ impl Probe {
                 self.transports.push((*transport, reason.clone()));
             }
             ClientEvent::Lag(lag) => self.lag = Some(lag.clone()),
-            ClientEvent::Connecting { .. } => {}
+            ClientEvent::Connecting { .. } | ClientEvent::Moved { .. } => {}
         }
         ev
     }

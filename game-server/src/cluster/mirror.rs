@@ -1,8 +1,10 @@
 //! An edge's mirror of a room it does not own: it gives its spectators
 //! exactly what a local room gives them, through the same seams (`SseRoom`
-//! for SSE, `WatchedRoom` for `/watch`) and with the same formatting code
-//! (`SseFeed`, the watch `FrameCache`), so an edge's SSE bytes and tick ids
-//! are the origin's and `Last-Event-ID` resumes across nodes.
+//! for SSE, `WatchedRoom` for `/watch`, [`WsRoom`] for WebSocket
+//! spectators) and with the same formatting code (`SseFeed`, the watch
+//! `FrameCache`), so an edge's SSE bytes and tick ids are the origin's and
+//! `Last-Event-ID` resumes across nodes. A WebSocket spectator's frames
+//! are encoded once per tick and format, as a room does.
 //!
 //! A mirror subscribes to its room's frames only while it has spectators
 //! (and for the replay window after the last one left, so a brief drop
@@ -20,7 +22,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use protocol::codec::{Format, encode};
 use protocol::sse::format_event;
-use protocol::{ErrorMsg, Map, Welcome, WorldState};
+use protocol::{ErrorMsg, Map, ServerMsg, Snapshot, Welcome, WorldState};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -29,6 +31,7 @@ use super::directory::{Directory, Owner};
 use super::link::Link;
 use super::replica::{Replica, Step};
 use super::wire::{self, Keyframe, RoomFrames};
+use super::ws::{WsChunk, WsRoom, WsWatching};
 use crate::SpectatorConfig;
 use crate::clock::now_us;
 use crate::sse::feed::SseFeed;
@@ -43,7 +46,7 @@ pub const INTEREST_EVERY: Duration = Duration::from_secs(1);
 const KEYFRAME_WAIT: Duration = Duration::from_secs(2);
 
 /// Why a spectator of a remote room cannot be served.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum MirrorError {
     #[error("no node of the cluster has a room called {0:?}")]
     Unknown(String),
@@ -58,6 +61,14 @@ enum MirrorCmd {
     },
     Resync {
         reply: oneshot::Sender<(Bytes, broadcast::Receiver<SseChunk>)>,
+    },
+    WsWatch {
+        format: Format,
+        reply: oneshot::Sender<WsWatching>,
+    },
+    WsResync {
+        format: Format,
+        reply: oneshot::Sender<(Bytes, broadcast::Receiver<WsChunk>)>,
     },
 }
 
@@ -111,6 +122,21 @@ impl SseRoom for MirrorHandle {
     }
 }
 
+impl WsRoom for MirrorHandle {
+    async fn watch(&self, format: Format) -> Option<WsWatching> {
+        self.ask(|reply| MirrorCmd::WsWatch { format, reply }).await
+    }
+
+    async fn rewatch(&self, format: Format) -> Option<(Bytes, broadcast::Receiver<WsChunk>)> {
+        self.ask(|reply| MirrorCmd::WsResync { format, reply })
+            .await
+    }
+
+    fn farewell(&self) -> ErrorMsg {
+        SseRoom::farewell(self)
+    }
+}
+
 impl WatchedRoom for MirrorHandle {
     fn id(&self) -> &str {
         &self.shared.id
@@ -136,7 +162,22 @@ impl WatchedRoom for MirrorHandle {
     fn wake(&self) {}
 }
 
-type Registry = tokio::sync::Mutex<HashMap<String, MirrorHandle>>;
+/// A room's place in the registry: its mirror, or the word of one starting
+/// (the first keyframe is on its way), which later spectators wait on
+/// without holding the registry.
+enum Slot {
+    Ready(MirrorHandle),
+    Starting(watch::Receiver<Option<Result<MirrorHandle, MirrorError>>>),
+}
+
+type Registry = Mutex<HashMap<String, Slot>>;
+
+/// The registry, locked: it is only ever held to look up or replace a
+/// slot, never across an await.
+fn lock(registry: &Registry) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+    // A map of handles: valid whatever a panicking holder did.
+    registry.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The mirrors of a node, by room id.
 #[derive(Clone)]
@@ -168,34 +209,62 @@ impl Mirrors {
         }
     }
 
-    /// Mirrors being served now.
-    pub async fn len(&self) -> usize {
-        self.registry.lock().await.len()
+    /// Mirrors being served (or starting) now.
+    pub fn len(&self) -> usize {
+        lock(&self.registry).len()
     }
 
     /// True when no room is mirrored.
-    pub async fn is_empty(&self) -> bool {
-        self.len().await == 0
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The mirror of `room`, started (subscribed, with a keyframe) if there
-    /// is none.
+    /// is none. A burst of first spectators starts it once; the wait for
+    /// its keyframe (up to [`KEYFRAME_WAIT`]) holds up only the spectators
+    /// of that room, never the registry.
     pub async fn get(&self, room: &str) -> Result<MirrorHandle, MirrorError> {
-        // Held while a mirror starts, so a burst of first spectators
-        // starts it once.
-        let mut registry = self.registry.lock().await;
-        if let Some(h) = registry.get(room)
-            && !h.commands.is_closed()
-        {
-            return Ok(h.clone());
+        let mut starting = {
+            let mut registry = lock(&self.registry);
+            match registry.get(room) {
+                Some(Slot::Ready(h)) if !h.commands.is_closed() => return Ok(h.clone()),
+                Some(Slot::Starting(rx)) => rx.clone(),
+                _ => {
+                    let owner = self
+                        .directory
+                        .owner(room)
+                        .ok_or_else(|| MirrorError::Unknown(room.to_string()))?;
+                    let (tx, rx) = watch::channel(None);
+                    registry.insert(room.to_string(), Slot::Starting(rx.clone()));
+                    // Its own task: a spectator that hangs up while the
+                    // keyframe is on its way does not leave the slot starting.
+                    let (mirrors, room) = (self.clone(), room.to_string());
+                    tokio::spawn(async move {
+                        let started = mirrors.start(&room, owner).await;
+                        {
+                            let mut registry = lock(&mirrors.registry);
+                            match &started {
+                                Ok(h) => registry.insert(room, Slot::Ready(h.clone())),
+                                Err(_) => registry.remove(&room),
+                            };
+                        }
+                        tx.send_replace(Some(started));
+                    });
+                    rx
+                }
+            }
+        };
+        let started = starting.wait_for(Option::is_some).await;
+        match started.as_deref() {
+            Ok(Some(r)) => r.clone(),
+            _ => Err(MirrorError::NoKeyframe {
+                node: self
+                    .directory
+                    .owner(room)
+                    .map_or_else(|| "?".into(), |o| o.node),
+                why: "the mirror stopped while starting (shutting down?)".into(),
+            }),
         }
-        let owner = self
-            .directory
-            .owner(room)
-            .ok_or_else(|| MirrorError::Unknown(room.to_string()))?;
-        let handle = self.start(room, owner).await?;
-        registry.insert(room.to_string(), handle.clone());
-        Ok(handle)
     }
 
     async fn start(&self, room: &str, owner: Owner) -> Result<MirrorHandle, MirrorError> {
@@ -237,6 +306,10 @@ impl Mirrors {
             handles: commands.downgrade(),
             shared: shared.clone(),
             sse: SseFeed::new(keyframe.welcome.tick_rate, self.spectators.replay),
+            ws: [None, None],
+            ws_keys: [None, None],
+            ring_tick: keyframe.snapshot.tick,
+            reconnecting: None,
             tick_rate: keyframe.welcome.tick_rate,
             replay: self.spectators.replay,
             queue: self.spectators.queue.max(1),
@@ -279,6 +352,19 @@ struct MirrorTask {
     handles: mpsc::WeakSender<MirrorCmd>,
     shared: Arc<Shared>,
     sse: SseFeed,
+    /// The WebSocket spectators' rings, per format (JSON, bincode): each
+    /// frame is encoded once per format in use, not once per spectator.
+    ws: [Option<broadcast::Sender<WsChunk>>; 2],
+    /// The keyframe of the world now, per format, once a spectator asked.
+    ws_keys: [Option<(u64, Bytes)>; 2],
+    /// The `tick` of the last chunk on the SSE ring. The SSE fan-out takes
+    /// a spectator's chunks in consecutive ticks, so a `status` event
+    /// goes on the ring as the tick after the last one (its `id` stays the
+    /// world's tick, what the spectator has).
+    ring_tick: u64,
+    /// While the link is down: the `status` chunk the spectators got
+    /// (sent again to each one that joins meanwhile, see [`Self::handle`]).
+    reconnecting: Option<SseChunk>,
     tick_rate: u32,
     replay: Duration,
     queue: usize,
@@ -290,6 +376,26 @@ struct MirrorTask {
     asking: bool,
     answers_tx: mpsc::Sender<Result<Keyframe, String>>,
     idle_since: Option<Instant>,
+}
+
+/// The ring slot of a format.
+fn slot(format: Format) -> usize {
+    match format {
+        Format::Json => 0,
+        Format::Bincode => 1,
+    }
+}
+
+/// Why a mirror ends its streams when it stops for a reason of its own
+/// (not the server shutting down, not the origin leaving).
+fn unreachable(why: &str, node: &str) -> ErrorMsg {
+    ErrorMsg {
+        code: "origin_unreachable".into(),
+        message: format!(
+            "this node stopped getting the room's frames from node {node}: {why}; \
+             connect again to watch"
+        ),
+    }
 }
 
 impl MirrorTask {
@@ -304,16 +410,19 @@ impl MirrorTask {
         // Only changes from now on: the mirror starts with a keyframe.
         up.borrow_and_update();
         let mut every = tokio::time::interval(INTEREST_EVERY);
-        loop {
+        let ended = loop {
             tokio::select! {
                 biased;
-                _ = crate::clock::until_shutdown(&mut shutdown) => break,
+                _ = crate::clock::until_shutdown(&mut shutdown) => break None,
                 cmd = commands.recv() => match cmd {
                     Some(cmd) => self.handle(cmd),
-                    None => break,
+                    // No handle left, the registry's neither: nobody to tell.
+                    None => break None,
                 },
                 msg = frames.next() => {
-                    let Some(msg) = msg else { break };
+                    let Some(msg) = msg else {
+                        break Some(unreachable("the subscription ended", &self.node));
+                    };
                     match wire::from_bytes::<RoomFrames>(&msg.payload) {
                         Ok(f) => {
                             let steps = self.replica.handle_frames(f);
@@ -335,27 +444,34 @@ impl MirrorTask {
                 }
                 changed = up.changed() => {
                     if changed.is_err() {
-                        break;
+                        break Some(unreachable("the NATS client stopped", &self.node));
                     }
                     let is_up = *up.borrow_and_update();
                     self.on_link(is_up);
                 }
                 _ = every.tick() => {
                     if let Some(why) = self.on_timer() {
-                        self.close(why);
-                        break;
+                        break Some(why);
                     }
-                    if self.try_retire().await {
+                    if self.try_retire() {
                         return;
                     }
                 }
             }
+        };
+        // The flag itself says whether the server is shutting down, not
+        // which branch won: `biased` alone does not make the shutdown
+        // branch win, as `watch::wait_for` answers Pending once the task
+        // has spent tokio's cooperative budget, even with the flag set.
+        // Shutting down, the streams end with the default farewell.
+        if !*shutdown.borrow()
+            && let Some(why) = ended
+        {
+            self.close(why);
         }
         if let Some(reg) = self.registry.upgrade() {
-            let mut reg = reg.lock().await;
-            if reg
-                .get(&self.room)
-                .is_some_and(|h| Arc::ptr_eq(&h.shared, &self.shared))
+            let mut reg = lock(&reg);
+            if matches!(reg.get(&self.room), Some(Slot::Ready(h)) if Arc::ptr_eq(&h.shared, &self.shared))
             {
                 reg.remove(&self.room);
             }
@@ -368,10 +484,23 @@ impl MirrorTask {
             .get_or_insert_with(|| broadcast::Sender::new(queue))
     }
 
+    fn ws_ring(&mut self, format: Format) -> &broadcast::Sender<WsChunk> {
+        let queue = self.queue;
+        self.ws[slot(format)].get_or_insert_with(|| broadcast::Sender::new(queue))
+    }
+
     fn receivers(&self) -> usize {
-        self.live
+        let sse = self
+            .live
             .as_ref()
-            .map_or(0, broadcast::Sender::receiver_count)
+            .map_or(0, broadcast::Sender::receiver_count);
+        let ws: usize = self
+            .ws
+            .iter()
+            .flatten()
+            .map(broadcast::Sender::receiver_count)
+            .sum();
+        sse + ws
     }
 
     fn world(&self) -> Arc<WorldState> {
@@ -392,14 +521,65 @@ impl MirrorTask {
                 });
                 let live = self.live().subscribe();
                 let _ = reply.send(Spectating { live, preamble });
+                self.retell_reconnecting();
             }
             MirrorCmd::Resync { reply } => {
                 let snapshot = self.sse.keyframe(&world, now_us());
                 let live = self.live().subscribe();
                 let _ = reply.send((snapshot, live));
+                self.retell_reconnecting();
+            }
+            MirrorCmd::WsWatch { format, reply } => {
+                let keyframe = self.ws_keyframe(format, &world);
+                let live = self.ws_ring(format).subscribe();
+                let welcome = Welcome {
+                    server_time_us: now_us(),
+                    ..self.welcome.clone()
+                };
+                let _ = reply.send(WsWatching {
+                    welcome,
+                    keyframe,
+                    live,
+                });
+            }
+            MirrorCmd::WsResync { format, reply } => {
+                let keyframe = self.ws_keyframe(format, &world);
+                let live = self.ws_ring(format).subscribe();
+                let _ = reply.send((keyframe, live));
             }
         }
         self.count();
+    }
+
+    /// While the link is down, an SSE spectator that joins (or resyncs)
+    /// ends its bytes at the world's tick, one before the `status` chunk
+    /// on the ring: that chunk goes on the ring again, so the fan-out
+    /// finds the next tick it expects. Those already past it skip it.
+    fn retell_reconnecting(&self) {
+        if let (Some(chunk), Some(live)) = (&self.reconnecting, &self.live) {
+            let _ = live.send(chunk.clone());
+        }
+    }
+
+    /// `snapshot` of `world` in `format`, encoded once per tick however
+    /// many WebSocket spectators join or resync.
+    fn ws_keyframe(&mut self, format: Format, world: &WorldState) -> Bytes {
+        let i = slot(format);
+        if let Some((tick, bytes)) = &self.ws_keys[i]
+            && *tick == world.tick
+        {
+            return bytes.clone();
+        }
+        let msg = ServerMsg::Snapshot(Box::new(Snapshot {
+            ack: 0,
+            tick: world.tick,
+            checksum: world.checksum(),
+            server_time_us: now_us(),
+            state: world.clone(),
+        }));
+        let bytes = encode(format, &msg);
+        self.ws_keys[i] = Some((world.tick, bytes.clone()));
+        bytes
     }
 
     fn count(&self) {
@@ -408,12 +588,34 @@ impl MirrorTask {
             .store(self.receivers() as u32, Ordering::Relaxed);
     }
 
-    fn send(&self, tick: u64, bytes: Bytes) {
+    fn send(&mut self, tick: u64, bytes: Bytes) {
+        self.ring_tick = self.ring_tick.max(tick);
         if let Some(live) = &self.live {
             let _ = live.send(SseChunk {
                 tick,
                 bytes,
                 produced: Instant::now(),
+            });
+        }
+    }
+
+    /// `msg` to the WebSocket spectators: encoded once per format that
+    /// has any.
+    fn send_ws(&self, tick: u64, msg: &ServerMsg) {
+        let produced = Instant::now();
+        for (i, ring) in self.ws.iter().enumerate() {
+            let Some(ring) = ring.as_ref().filter(|r| r.receiver_count() > 0) else {
+                continue;
+            };
+            let format = if i == 0 {
+                Format::Json
+            } else {
+                Format::Bincode
+            };
+            let _ = ring.send(WsChunk {
+                tick,
+                bytes: encode(format, msg),
+                produced,
             });
         }
     }
@@ -426,23 +628,42 @@ impl MirrorTask {
                     if let Some(bytes) = self.sse.tick(watching, &frame, &chat) {
                         self.send(frame.tick, bytes);
                     }
+                    let tick = frame.tick;
+                    self.send_ws(tick, &ServerMsg::Tick(frame));
+                    for c in chat {
+                        self.send_ws(tick, &ServerMsg::Chat(c));
+                    }
                     if let Some(s) = self.replica.state() {
                         self.world_tx.send_replace(Arc::new(s.clone()));
                     }
                 }
                 Step::Resync { snapshot, .. } => {
+                    if self.reconnecting.is_some() && snapshot.tick <= self.ring_tick {
+                        // The SSE spectators' rings are past this tick
+                        // (the status went as the next one): the fan-out
+                        // would skip it. A later keyframe, then.
+                        tracing::debug!(tick = snapshot.tick, "keyframe too early: asking again");
+                        self.replica.handle_lost();
+                        self.ask_keyframe();
+                        break;
+                    }
+                    self.reconnecting = None;
                     // The ring must hold consecutive ticks: it starts again.
                     self.sse = SseFeed::new(self.tick_rate, self.replay);
                     let bytes = self.sse.keyframe(&snapshot.state, snapshot.server_time_us);
                     self.send(snapshot.tick, bytes);
-                    self.world_tx.send_replace(Arc::new(snapshot.state));
-                    tracing::debug!(tick = snapshot.tick, "resynced");
+                    let tick = snapshot.tick;
+                    let state = snapshot.state.clone();
+                    self.send_ws(tick, &ServerMsg::Snapshot(snapshot));
+                    self.world_tx.send_replace(Arc::new(state));
+                    tracing::debug!(tick, "resynced");
                 }
                 Step::Chat(lines) => {
                     let tick = self.world().tick;
                     for c in lines {
                         let data = encode(Format::Json, &c);
                         self.send(tick, format_event("chat", Some(tick), &data));
+                        self.send_ws(tick, &ServerMsg::Chat(c));
                     }
                 }
                 Step::NeedKeyframe(why) => {
@@ -476,8 +697,14 @@ impl MirrorTask {
             self.ask_keyframe();
             return;
         }
-        // Spectators are told, and whatever comes next starts from a keyframe.
+        // Spectators are told, and whatever comes next starts from a
+        // keyframe. WebSocket spectators are not: `ServerMsg` has no such
+        // message (an `error` would read as the stream failing); their
+        // ticks pause and the keyframe resyncs them.
         self.replica.handle_lost();
+        if self.reconnecting.is_some() {
+            return;
+        }
         let tick = self.world().tick;
         let status = ErrorMsg {
             code: "reconnecting".into(),
@@ -486,7 +713,18 @@ impl MirrorTask {
                 .into(),
         };
         let data = encode(Format::Json, &status);
-        self.send(tick, format_event("status", Some(tick), &data));
+        // Its id is the tick the spectators have; on the ring it is the
+        // next one (see `ring_tick`).
+        let chunk = SseChunk {
+            tick: self.ring_tick + 1,
+            bytes: format_event("status", Some(tick), &data),
+            produced: Instant::now(),
+        };
+        self.ring_tick += 1;
+        if let Some(live) = &self.live {
+            let _ = live.send(chunk.clone());
+        }
+        self.reconnecting = Some(chunk);
     }
 
     /// Once a second: interest, a keyframe if still missing, and whether
@@ -518,7 +756,7 @@ impl MirrorTask {
 
     /// Leaves the registry once nobody has watched for the replay window,
     /// unless someone took a handle meanwhile. True when it left.
-    async fn try_retire(&mut self) -> bool {
+    fn try_retire(&mut self) -> bool {
         // The registry's own handle is one.
         let watched = self.handles.strong_count() > 1
             || self.shared.watchers.load(Ordering::Relaxed) > 0
@@ -534,11 +772,15 @@ impl MirrorTask {
         let Some(reg) = self.registry.upgrade() else {
             return true;
         };
-        let mut reg = reg.lock().await;
+        // Handles are only taken under this lock: none can appear now.
+        let mut reg = lock(&reg);
         if self.handles.strong_count() > 1 {
             return false;
         }
-        reg.remove(&self.room);
+        if matches!(reg.get(&self.room), Some(Slot::Ready(h)) if Arc::ptr_eq(&h.shared, &self.shared))
+        {
+            reg.remove(&self.room);
+        }
         tracing::debug!("no spectators: unsubscribed");
         true
     }
@@ -550,7 +792,8 @@ impl MirrorTask {
             .farewell
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(why);
-        // Spectators read what is queued, then the end of the ring.
+        // Spectators read what is queued, then the end of their ring.
         self.live = None;
+        self.ws = [None, None];
     }
 }

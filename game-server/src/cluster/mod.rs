@@ -5,7 +5,7 @@
 //! and its rooms go in a directory on a JetStream key-value bucket whose
 //! entries expire ([`directory`]). Any node serves spectators of any room
 //! of the cluster through a [`mirror`] of it, rebuilt from the frames
-//! ([`replica`]); a player who asks a node that does not own the room is
+//! ([`replica`]), WebSocket spectators included ([`ws`]); a player who asks a node that does not own the room is
 //! sent to its owner (the router's `307`). [`wire`] is what goes on NATS.
 //!
 //! Nothing outside this module and the few lines that wire it in
@@ -18,6 +18,7 @@ pub mod mirror;
 pub mod origin;
 pub mod replica;
 pub mod wire;
+pub mod ws;
 
 use std::path::PathBuf;
 use std::time::Duration;

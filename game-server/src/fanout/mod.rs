@@ -47,8 +47,12 @@ pub trait SseRooms: Send + Sync + 'static {
     /// The room `id` and the metric handles of one more SSE spectator of
     /// it (the connection's gauge and sends, the room's resyncs); `None`
     /// for no such room (the request is then declined and answered 404 by
-    /// the router).
-    fn find(&self, id: &str) -> Option<(Self::Room, ConnMetrics, RoomMetrics)>;
+    /// the router). It may wait: a cluster node's mirror of another
+    /// node's room starts with a keyframe from there.
+    fn find(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Option<(Self::Room, ConnMetrics, RoomMetrics)>> + Send;
 }
 
 /// One SSE spectator on the fan-out: its socket and how far it has got.
@@ -208,7 +212,7 @@ async fn open<L: SseRooms>(fanout: Arc<Fanout<L>>, head: Head, mut conn: Conn) -
     let Some(id) = events_room(&head.path) else {
         return Taken::No(conn);
     };
-    let Some((room, metrics, room_metrics)) = fanout.rooms.find(id) else {
+    let Some((room, metrics, room_metrics)) = fanout.rooms.find(id).await else {
         return Taken::No(conn);
     };
     let last = head

@@ -23,6 +23,7 @@ use crate::longpoll::PollContext;
 use crate::metrics::Transport;
 use crate::room::RoomHandle;
 use crate::rooms::Rooms;
+use crate::spectators::Watched;
 
 /// What every handler may need.
 #[derive(Clone)]
@@ -60,13 +61,6 @@ async fn find_room(room: String, s: AppState) -> Result<(RoomHandle, AppState), 
             crate::http::unknown_room_message(&room),
         )),
     }
-}
-
-/// A room as its spectators reach it: this node's own, or a cluster
-/// node's mirror of another node's.
-enum Watched {
-    Local(RoomHandle),
-    Mirror(crate::cluster::MirrorHandle),
 }
 
 /// The room named in the path for a spectator: this node's, else (in a
@@ -107,11 +101,13 @@ fn to_owner(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejec
         .and(with_state(state))
         .and_then(
             |room: String, full: warp::path::FullPath, query: String, s: AppState| async move {
-                let player = full
-                    .as_str()
-                    .split('/')
-                    .nth(3)
-                    .is_some_and(|what| what == "ws" || what == "sessions");
+                // A WebSocket that says `?role=spectator` is served here,
+                // from the room's mirror (see `mirror_ws`).
+                let player = match full.as_str().split('/').nth(3) {
+                    Some("sessions") => true,
+                    Some("ws") => !spectator_query(&query),
+                    _ => false,
+                };
                 let owner = match &s.cluster {
                     Some(c) if player && s.rooms.get(&room).is_none() => c.owner(&room),
                     _ => None,
@@ -137,6 +133,87 @@ fn to_owner(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejec
                     r.headers_mut().insert("location", v);
                 }
                 Ok(r)
+            },
+        )
+}
+
+/// True for a query that says `role=spectator`.
+fn spectator_query(query: &str) -> bool {
+    query.split('&').any(|kv| kv == "role=spectator")
+}
+
+/// `GET /rooms/{room}/ws?role=spectator` for a room another node of the
+/// cluster owns: upgraded here and served from this node's mirror of it.
+/// Rejected (not found) for a room of this node's, without the query or
+/// outside a cluster, so the request goes on to the room's own WebSocket.
+fn mirror_ws(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("rooms" / String / "ws")
+        .and(warp::get())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(with_state(state))
+        .and_then(|room: String, query: String, s: AppState| async move {
+            if s.cluster.is_some() && spectator_query(&query) && s.rooms.get(&room).is_none() {
+                Ok((room, s))
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one()
+        .and(crate::upgrade::upgrade())
+        .and(warp::ext::optional::<crate::accept::Peer>())
+        .then(
+            |room: String,
+             s: AppState,
+             ws: Result<crate::upgrade::Upgrade, crate::upgrade::NotUpgrade>,
+             peer: Option<crate::accept::Peer>| async move {
+                let ws = match ws {
+                    Ok(ws) => ws,
+                    Err(why) => {
+                        let words = format!(
+                            "{why}; without WebSockets, watch over SSE: GET /rooms/{}/events",
+                            protocol::text::sanitize_line(&room, 40)
+                        );
+                        return not_upgrade_in(&why, words);
+                    }
+                };
+                let Some(c) = s.cluster.clone() else {
+                    return error_reply(
+                        StatusCode::NOT_FOUND,
+                        "unknown_room",
+                        crate::http::unknown_room_message(&room),
+                    );
+                };
+                let (mirror, owner) = match (c.mirrors.get(&room).await, c.owner(&room)) {
+                    (Ok(m), Some(owner)) => (m, owner),
+                    (Err(e @ crate::cluster::MirrorError::NoKeyframe { .. }), _) => {
+                        return error_reply(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "origin_unreachable",
+                            e.to_string(),
+                        );
+                    }
+                    _ => {
+                        return error_reply(
+                            StatusCode::NOT_FOUND,
+                            "unknown_room",
+                            crate::http::unknown_room_message(&room),
+                        );
+                    }
+                };
+                let max = s.limits.ws_max_message;
+                let ctx = crate::cluster::ws::WsSpectatorContext {
+                    metrics: s.metrics.conn(Transport::Ws, &room),
+                    room_metrics: s.metrics.room(&room),
+                    room,
+                    owner,
+                    shutdown: s.shutdown,
+                    limits: s.limits,
+                    counters: s.counters,
+                    peer: peer.map(|p| p.0),
+                };
+                ws.max_message_size(max)
+                    .max_frame_size(max)
+                    .on_upgrade(move |socket| crate::cluster::ws::serve(socket, mirror, ctx))
             },
         )
 }
@@ -300,6 +377,8 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .unify()
         .or(create)
         .unify()
+        .or(mirror_ws(state.clone()))
+        .unify()
         .or(ws)
         .unify()
         .or(events)
@@ -439,6 +518,16 @@ async fn recover(
 /// is not a WebSocket handshake: what was missing, and where the same game
 /// runs over plain HTTP.
 fn not_upgrade(room: &str, why: &crate::upgrade::NotUpgrade) -> Response {
+    let words = format!(
+        "{why}; without WebSockets, play over long-poll: POST /rooms/{}/sessions",
+        protocol::text::sanitize_line(room, 40)
+    );
+    not_upgrade_in(why, words)
+}
+
+/// The answer of a WebSocket endpoint to a request that is not a
+/// handshake, in `words` (what was missing, and what works without).
+fn not_upgrade_in(why: &crate::upgrade::NotUpgrade, words: String) -> Response {
     let mut r = error_reply(
         why.status(),
         if why.status() == StatusCode::UPGRADE_REQUIRED {
@@ -446,10 +535,7 @@ fn not_upgrade(room: &str, why: &crate::upgrade::NotUpgrade) -> Response {
         } else {
             "bad_request"
         },
-        format!(
-            "{why}; without WebSockets, play over long-poll: POST /rooms/{}/sessions",
-            protocol::text::sanitize_line(room, 40)
-        ),
+        words,
     );
     let h = r.headers_mut();
     h.insert("upgrade", warp::http::HeaderValue::from_static("websocket"));
@@ -458,4 +544,19 @@ fn not_upgrade(room: &str, why: &crate::upgrade::NotUpgrade) -> Response {
         warp::http::HeaderValue::from_static("13"),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spectator_query;
+
+    #[test]
+    fn only_role_spectator_in_the_query_says_spectator() {
+        assert!(spectator_query("role=spectator"));
+        assert!(spectator_query("a=1&role=spectator"));
+        assert!(!spectator_query(""));
+        assert!(!spectator_query("role=player"));
+        assert!(!spectator_query("role=spectators"));
+        assert!(!spectator_query("xrole=spectator"));
+    }
 }

@@ -30,6 +30,9 @@ struct Args {
     /// Tick rate of the lobby.
     #[arg(long, default_value_t = tickwire_tests::FAST_TICKS)]
     tick_rate: u32,
+    /// How long a WebSocket may take to say hello, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    ws_hello_timeout_ms: u64,
 }
 
 #[tokio::main]
@@ -46,6 +49,10 @@ async fn main() -> anyhow::Result<()> {
         mode: Mode::Snake,
         seed: Some(7),
         spectators: SpectatorConfig::default(),
+        limits: game_server::limits::Limits {
+            ws_hello_timeout: Duration::from_millis(args.ws_hello_timeout_ms),
+            ..Default::default()
+        },
         cluster: Some(ClusterConfig {
             nats: args.nats,
             creds: None,

@@ -206,7 +206,7 @@ pub async fn run_bot(config: BotConfig, mut stop: watch::Receiver<bool>) -> BotS
             ClientEvent::TransportChosen { transport, .. } => {
                 stats.transport = transport.name().to_string();
             }
-            ClientEvent::InputSent { .. } => {}
+            ClientEvent::InputSent { .. } | ClientEvent::Moved { .. } => {}
             ClientEvent::Connecting { attempt } => {
                 if !matches!(phase, BotPhase::Reconnecting(_)) {
                     phase = BotPhase::Connecting(attempt);

@@ -93,6 +93,11 @@ impl Endpoint {
         self.secure
     }
 
+    /// The base URL, `http[s]://host[:port][/prefix]`.
+    pub fn base(&self) -> String {
+        self.http()
+    }
+
     fn http(&self) -> String {
         let scheme = if self.secure { "https" } else { "http" };
         format!("{scheme}://{}{}", self.host, self.prefix)

@@ -182,6 +182,13 @@ pub enum ClientEvent {
         /// Why, for humans.
         reason: String,
     },
+    /// A cluster's redirect (`307`) led to the node that plays the room:
+    /// this base URL (sanitised), where the connection is now. Reported
+    /// before that connection's welcome, once per move.
+    Moved {
+        /// The node's base URL, `http://host:port`.
+        server: String,
+    },
     /// The server welcomed us (first join, or a resume: see `Welcome::resumed`).
     Welcome(Box<Welcome>),
     /// Any other server message, in order.

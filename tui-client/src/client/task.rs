@@ -17,7 +17,7 @@ use super::conditioner::Relay;
 use super::endpoint::Endpoint;
 use super::reconnect::{Next, Reconnect};
 use super::session::{Session, TimerAction};
-use super::transport::{Disconnect, Link, LinkEvent, Target, Traffic};
+use super::transport::{Disconnect, Link, LinkEvent, Target, Traffic, server_words};
 use super::{ClientConfig, ClientEvent, ClosedReason, Command, unix_us};
 use crate::lag::LagMeter;
 
@@ -131,6 +131,7 @@ async fn run_inner(
 
         // Commands that arrive while connecting are dropped (the session
         // would drop them anyway), except a leave.
+        let before = target.endpoint.clone();
         let connected = {
             let mut connecting = pin!(Link::connect_following(transport, &mut target, &hello));
             loop {
@@ -151,6 +152,12 @@ async fn run_inner(
                 (reconnect.handle_connect_error(&e, Instant::now()), false)
             }
             Ok((mut link, chosen)) => {
+                if target.endpoint != before {
+                    let server = server_words(&target.endpoint.base());
+                    if events.send(ClientEvent::Moved { server }).await.is_err() {
+                        break ClosedReason::Left;
+                    }
+                }
                 if let Some((kind, reason)) = chosen {
                     tracing::info!(transport = kind.name(), %reason, "transport chosen");
                     transport = kind;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use protocol::codec::{self, Format};
-use protocol::{ClientMsg, Hello, ServerMsg};
+use protocol::{ClientMsg, Hello, Role, ServerMsg};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -30,7 +30,13 @@ impl WsLink {
     /// upgrade is one request) and has Nagle off: a turn must not wait
     /// for the previous segment's ack.
     pub async fn connect(target: &Target, hello: &Hello) -> Result<WsLink, ConnectError> {
-        let url = target.endpoint.ws(&target.room)?;
+        let mut url = target.endpoint.ws(&target.room)?;
+        // Said in the URL too, so a cluster's edge can serve a spectator
+        // itself (the hello comes only after the upgrade); a room's own
+        // node ignores it, its hello decides.
+        if hello.role == Role::Spectator {
+            url.push_str("?role=spectator");
+        }
         if target.endpoint.is_secure() {
             return Err(ConnectError::InvalidUrl(format!(
                 "{url}: this build speaks plain ws:// (no TLS)"

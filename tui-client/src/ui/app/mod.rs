@@ -199,6 +199,8 @@ pub struct App {
     pub spawn: SpawnWatch,
     /// This room's entry in the last `GET /api/rooms`.
     pub room_info: Option<RoomInfo>,
+    /// The node a cluster's redirect led to, when not `session.server`.
+    pub moved: Option<String>,
     pub lobby: Lobby,
     pub quit: bool,
     dirty: bool,
@@ -234,6 +236,7 @@ impl App {
             death_note: None,
             spawn: SpawnWatch::default(),
             room_info: None,
+            moved: None,
             lobby: Lobby::default(),
             quit: false,
             dirty: true,
@@ -318,6 +321,14 @@ impl App {
             ClientEvent::InputSent { .. } => None,
             ClientEvent::Lag(lag) => {
                 self.lag = Some(lag);
+                None
+            }
+            ClientEvent::Moved { server } => {
+                self.push_log(LogLine::Event(format!(
+                    "the room is played on {}: connected there",
+                    protocol::text::sanitize_line(&server, 80)
+                )));
+                self.moved = Some(server);
                 None
             }
             ClientEvent::TransportChosen { transport, reason } => {

@@ -107,11 +107,18 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     } else if app.screen != Screen::Compare {
         fields.push(rtt);
     }
-    let server = app
-        .session
-        .server
-        .trim_start_matches("http://")
-        .trim_start_matches("https://");
+    let bare = |s: &str| {
+        s.trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_string()
+    };
+    // A cluster's redirect: the node asked, and the one that plays the room.
+    let server = match &app.moved {
+        Some(to) if bare(to) != bare(&app.session.server) => {
+            format!("{} -> origin {}", bare(&app.session.server), bare(to))
+        }
+        _ => bare(&app.session.server),
+    };
     let embedded = if app.session.embedded {
         " (embedded)"
     } else {

@@ -822,3 +822,21 @@ fn a_spectator_follows_the_longest_snake_until_it_dies() {
     assert_eq!(app.followed, Some(2));
     assert!(screen(&app, 120, 40).contains("watching bot-1"));
 }
+
+#[test]
+fn the_status_bar_names_the_node_a_redirect_led_to() {
+    let mut app = game(Some(1), ColorMode::Ansi16, false);
+    let before = screen(&app, 160, 40);
+    assert!(before.contains("127.0.0.1:7878"), "{before}");
+    assert!(!before.contains("-> origin"), "{before}");
+    app.session.server = "http://127.0.0.1:7879".into();
+    app.on_client(ClientEvent::Moved {
+        server: "http://127.0.0.1:7878".into(),
+    });
+    let after = screen(&app, 160, 40);
+    let bar = after.lines().last().unwrap_or_default();
+    assert!(
+        bar.contains("127.0.0.1:7879 -> origin 127.0.0.1:7878"),
+        "{bar}"
+    );
+}
