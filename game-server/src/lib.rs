@@ -315,17 +315,27 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         metrics,
         local_addr,
     };
+    // One fan-out shard per core and room (and format).
+    let writers = std::thread::available_parallelism().map_or(1, usize::from);
     let accept_config = accept::AcceptConfig {
         limits: limits.clone(),
         counters: counters.clone(),
         tracker: tracker.clone(),
         max_refusing: side,
         lingering: accept::Lingering::new(side),
-        handoff: Some(Arc::new(fanout::SseDoor(fanout::Fanout::new(
-            rooms.clone(),
-            std::thread::available_parallelism().map_or(1, usize::from),
-            config.spectators.keepalive,
-        )))),
+        handoffs: vec![
+            fanout::SseDoor::new(rooms.clone(), writers, config.spectators.keepalive),
+            fanout::WsDoor::new(
+                rooms.clone(),
+                writers,
+                ws::WsContext {
+                    shutdown: shutdown_rx.clone(),
+                    limits: limits.clone(),
+                    counters: counters.clone(),
+                    peer: None,
+                },
+            ),
+        ],
     };
     let server = tokio::spawn(accept::run(
         listener,

@@ -1,8 +1,9 @@
 //! A room as its spectator transports see it: [`RoomHandle`] implements
-//! the narrow traits `sse` and `watch` define, here, so those transports
-//! never import `room` and `room` may use their types (the SSE feed and
-//! chunks, the watch frame cache) without a cycle; and the registry of
-//! rooms is where the SSE fan-out finds them (`fanout::SseRooms`).
+//! the narrow traits `sse`, `watch` and the fan-out define, here, so those
+//! transports never import `room` and `room` may use their types (the SSE
+//! feed and chunks, the watch frame cache) without a cycle; and the
+//! registry of rooms is where the fan-out's doors find them
+//! (`fanout::SseRooms`, `fanout::WsRooms`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -11,9 +12,16 @@ use bytes::Bytes;
 use protocol::{Map, WorldState};
 use tokio::sync::{broadcast, watch};
 
-use crate::fanout::SseRooms;
+use std::future::Future;
+use std::pin::Pin;
+
+use protocol::Format;
+
+use crate::accept::Conn;
+use crate::fanout::talk::Chat;
+use crate::fanout::{SseRooms, WsRoom, WsRooms};
 use crate::metrics::{ConnMetrics, RoomMetrics, Transport};
-use crate::room::RoomHandle;
+use crate::room::{RoomCmd, RoomHandle, WsSpectating};
 use crate::rooms::Rooms;
 use crate::sse::{Spectating, SseChunk, SseRoom};
 use crate::watch::stream::{FrameCache, WatchedRoom};
@@ -35,6 +43,44 @@ impl SseRooms for Rooms {
     fn find(&self, id: &str) -> Option<(RoomHandle, ConnMetrics, RoomMetrics)> {
         let room = self.get(id)?;
         let conn = room.metrics.conn(Transport::Sse, &room.config.id);
+        let overflows = room.room_metrics.clone();
+        Some((room, conn, overflows))
+    }
+}
+
+impl Chat for RoomHandle {
+    fn chat(&self, text: String) {
+        // Sub 0 is nobody's: the room says it is from "spectator".
+        self.try_send(RoomCmd::Chat { sub: 0, text });
+    }
+}
+
+impl WsRoom for RoomHandle {
+    async fn spectate(&self, format: Format) -> Option<WsSpectating> {
+        self.spectate_ws(format).await.ok()
+    }
+
+    async fn resync(&self, format: Format) -> Option<WsSpectating> {
+        self.ws_resync(format).await.ok()
+    }
+
+    fn play(
+        &self,
+        conn: Conn,
+        read: Vec<u8>,
+        ctx: crate::ws::WsContext,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(crate::ws::serve(conn, read, self.clone(), ctx))
+    }
+}
+
+/// The server's rooms, as the WebSocket door finds them.
+impl WsRooms for Rooms {
+    type Room = RoomHandle;
+
+    fn find(&self, id: &str) -> Option<(RoomHandle, ConnMetrics, RoomMetrics)> {
+        let room = self.get(id)?;
+        let conn = room.metrics.conn(Transport::Ws, &room.config.id);
         let overflows = room.room_metrics.clone();
         Some((room, conn, overflows))
     }

@@ -270,16 +270,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                     Ok(ws) => ws,
                     Err(why) => return not_upgrade(&room.config.id, &why),
                 };
-                let max = s.limits.ws_max_message;
                 let ctx = crate::ws::WsContext {
                     shutdown: s.shutdown,
                     limits: s.limits,
                     counters: s.counters,
                     peer: peer.map(|p| p.0),
                 };
-                ws.max_message_size(max)
-                    .max_frame_size(max)
-                    .on_upgrade(move |socket| crate::ws::serve(socket, room, ctx))
+                ws.on_upgrade(move |io| crate::ws::serve(io, Vec::new(), room, ctx))
             },
         );
 
