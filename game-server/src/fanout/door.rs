@@ -261,6 +261,8 @@ async fn open<R: WsRoom>(
     };
     let (format, rest) = match first {
         First::Other { read } => {
+            // A player counts as one by its own transport's metrics.
+            drop((metrics, room_metrics));
             room.play(conn, read, ctx).await;
             return Taken::Yes;
         }

@@ -80,9 +80,13 @@ impl<F: Feed> Shard<F> {
         s
     }
 
-    /// Spectator `i` leaves for the slow path with `rest` to finish.
+    /// Spectator `i` leaves for the slow path with `rest` to finish. It
+    /// counts as a resync now, as an outbox's overflow does: whatever
+    /// happens next, its backlog is not kept and a keyframe is its next
+    /// frame.
     fn slow_down(&mut self, i: usize, rest: Bytes) {
         let s = self.take(i);
+        s.room_metrics.resyncs.inc();
         self.fanout.spawn(slow::catch_up(
             self.fanout.clone(),
             self.key.clone(),

@@ -27,7 +27,7 @@ pub(crate) async fn catch_up<F: Feed>(
         close(s, words).await;
         return;
     };
-    s.room_metrics.resyncs.inc();
+    // Counted as a resync when it left the fast path (`shard`).
     s.room_metrics
         .dropped
         .inc_by(tick.saturating_sub(s.after + 1));
