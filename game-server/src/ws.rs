@@ -223,17 +223,11 @@ async fn serve_inner<S: Io>(
     let welcome = ServerMsg::Welcome(Box::new(joined.welcome));
     if send_msg(&mut tx, format, &welcome).await {
         // 2. the session: frames out, messages in, pings, idle timeout, shutdown.
-        run(
-            &mut tx,
-            &mut rx,
-            &mut io,
-            &room,
-            &ctx,
-            format,
-            &mut conn,
-            &joined.outbox,
-        )
-        .await;
+        let frames = Frames {
+            outbox: &joined.outbox,
+            io: &mut io,
+        };
+        run(&mut tx, &mut rx, frames, &room, &ctx, format, &mut conn).await;
     }
     if let Some(cmd) = conn.detach() {
         room.send(cmd).await;
@@ -247,16 +241,23 @@ enum Next {
     Stop,
 }
 
+/// The room's frames for this session: where they queue, and the socket
+/// they are written to directly (by vectored writes, beside tungstenite).
+struct Frames<'a, S> {
+    outbox: &'a crate::outbox::Outbox,
+    io: &'a mut SharedIo<S>,
+}
+
 async fn run<S: Io>(
     tx: &mut Sink<SharedIo<S>>,
     rx: &mut Source<SharedIo<S>>,
-    io: &mut SharedIo<S>,
+    frames: Frames<'_, S>,
     room: &RoomHandle,
     ctx: &WsContext,
     format: Format,
     conn: &mut Connection,
-    outbox: &crate::outbox::Outbox,
 ) {
+    let Frames { outbox, io } = frames;
     let metrics = room.metrics.conn(Transport::Ws, &room.config.id);
     let mut shutdown = ctx.shutdown.clone();
     let mut last_heard = Instant::now();

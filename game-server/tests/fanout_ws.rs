@@ -363,9 +363,8 @@ async fn hostile_frames_from_a_spectator_get_their_close_codes() {
         let mut ws = spectator(s.local_addr, "lobby", f).await;
         ws.send(m).await.unwrap();
         let code = loop {
-            match recv(&mut ws, f).await {
-                Err((code, _)) => break code,
-                Ok(_) => {}
+            if let Err((code, _)) = recv(&mut ws, f).await {
+                break code;
             }
         };
         assert_eq!(code, want);
@@ -389,9 +388,8 @@ async fn hostile_frames_from_a_spectator_get_their_close_codes() {
         }
     }
     let code = loop {
-        match recv(&mut ws, Format::Json).await {
-            Err((code, _)) => break code,
-            Ok(_) => {}
+        if let Err((code, _)) = recv(&mut ws, Format::Json).await {
+            break code;
         }
     };
     assert_eq!(code, 1008);
