@@ -9,7 +9,12 @@
 //! fails them is a [`NotUpgrade`] that says what was missing);
 //! [`Upgrade::on_upgrade`] answers `101` and runs the handler on the
 //! upgraded connection. [`MessageExt`] gives tungstenite's `Message` the
-//! few helpers of warp's that the transport uses.
+//! few helpers of warp's that the transport uses. The fan-out's door
+//! answers handshakes itself below hyper ([`is_handshake`],
+//! [`switching_protocols`]); the server frames it and the room build once
+//! for every client ([`push_frame`], [`data_frame`], [`close_frame`]) and
+//! the socket a player's frames are written to beside tungstenite
+//! ([`SharedIo`], [`write_frame_vectored`]) are here too.
 
 use std::convert::Infallible;
 use std::future::Future;

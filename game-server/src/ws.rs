@@ -5,6 +5,15 @@
 //! room, replies and the room's frames to the socket, a close with a code
 //! that fits the reason. The rules themselves (hello, rate limits, what a
 //! message does) are the connection's; the room owns players and frames.
+//!
+//! It serves players (and what the fan-out's door does not take: a
+//! spectator resuming with a token, a refused or hostile hello) over any
+//! socket ([`Io`]): a hyper upgrade, or the door's own. The room's frames
+//! are written beside tungstenite, not through it: a player's tick is its
+//! `ack` head and the room's shared tail (`outbox::Queued`), written in one
+//! vectored write on the same socket (`upgrade::SharedIo`), after
+//! tungstenite flushed what it had pending, so nothing shared is copied
+//! per player. Tungstenite keeps the reading, pongs and closes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
