@@ -260,11 +260,8 @@ async fn app_ping_gets_a_pong_and_resync_a_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_spectator_is_resynced_and_the_others_keep_every_tick() {
-    let s = server(|c| {
-        c.spectators.queue = 8;
-        c.send_buffer = Some(8 * 1024);
-    })
-    .await;
+    // Small kernel buffers, so the non-reader stalls within seconds.
+    let s = server(|c| c.send_buffer = Some(8 * 1024)).await;
     // Players make the ticks big enough to fill the socket buffers.
     let mut players = Vec::new();
     for i in 0..6 {
@@ -281,13 +278,10 @@ async fn a_stalled_spectator_is_resynced_and_the_others_keep_every_tick() {
     let from = lobby.stats.tick.load(Ordering::Relaxed);
     // The good one reads every tick while the stalled one reads nothing
     // for 480 ticks (far more than the ring and the socket buffers hold).
-    let mut followed = 0;
     while lobby.stats.tick.load(Ordering::Relaxed) < from + 480 {
         let (_, keyframes) = follow(&mut good, Format::Json, 1, &mut world).await;
         assert_eq!(keyframes, 0, "the others are not resynced");
-        followed += 1;
     }
-    assert!(followed >= 400);
     // Reading again: what was in flight, then a snapshot, then ticks.
     let mut late = WebSocketStream::from_raw_socket(stalled.0, WsRole::Client, None).await;
     let mut world = None;
