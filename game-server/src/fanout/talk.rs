@@ -453,6 +453,125 @@ fn end(mailbox: &Mailbox, rules: &Rules<impl Chat>, why: Ending) -> Heard {
 mod tests {
     use super::*;
 
+    struct Nobody;
+    impl Chat for Nobody {
+        fn chat(&self, _text: String) {}
+    }
+
+    fn rules(format: Format) -> Rules<Nobody> {
+        let limits = Arc::new(Limits::default());
+        let counters = Arc::new(Counters::default());
+        Rules {
+            format,
+            conn: Connection::new(
+                0,
+                true,
+                limits.clone(),
+                counters.clone(),
+                std::time::Instant::now(),
+            ),
+            limits,
+            counters,
+            room: Nobody,
+        }
+    }
+
+    /// A masked client frame.
+    fn client_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mask = [7u8, 1, 9, 3];
+        let header = FrameHeader {
+            opcode,
+            mask: Some(mask),
+            ..FrameHeader::default()
+        };
+        let mut out = Vec::new();
+        header.format(payload.len() as u64, &mut out).unwrap();
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    #[test]
+    fn a_ping_split_across_reads_gets_one_pong_and_nothing_is_left() {
+        let (line, _ear) = line();
+        let mut r = rules(Format::Json);
+        let ping = client_frame(OpCode::Data(Data::Text), br#"{"ping":{"t":7}}"#);
+        let mut partial = None;
+        let mut bytes = ping[..5].to_vec();
+        assert!(matches!(
+            hear(&line.mailbox, &mut r, &mut bytes, &mut partial),
+            Heard::More
+        ));
+        assert_eq!(bytes.len(), 5, "a frame still arriving is kept");
+        assert!(line.mailbox.take().out.is_empty());
+        bytes.extend_from_slice(&ping[5..]);
+        assert!(matches!(
+            hear(&line.mailbox, &mut r, &mut bytes, &mut partial),
+            Heard::More
+        ));
+        assert!(bytes.is_empty());
+        let out = line.mailbox.take().out;
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0][0], 0x81, "one whole text frame");
+        assert!(
+            std::str::from_utf8(&out[0][2..])
+                .unwrap()
+                .starts_with(r#"{"pong":{"t":7"#)
+        );
+    }
+
+    #[test]
+    fn bad_frames_close_with_their_codes() {
+        let cases: [(Format, Vec<u8>, u16); 4] = [
+            (
+                Format::Json,
+                client_frame(OpCode::Data(Data::Binary), b"{}"),
+                close::UNSUPPORTED,
+            ),
+            (
+                Format::Json,
+                client_frame(OpCode::Data(Data::Text), &[0xFF, 0xFE]),
+                close::INVALID,
+            ),
+            (
+                Format::Json,
+                client_frame(OpCode::Data(Data::Text), &[b'x'; 5000]),
+                close::TOO_BIG,
+            ),
+            // Unmasked: a client frame must be masked.
+            (Format::Json, vec![0x81, 0x02, b'{', b'}'], close::PROTOCOL),
+        ];
+        for (format, mut bytes, code) in cases {
+            let (line, _ear) = line();
+            let mut r = rules(format);
+            assert!(matches!(
+                hear(&line.mailbox, &mut r, &mut bytes, &mut None),
+                Heard::Done
+            ));
+            let mail = line.mailbox.take();
+            assert!(mail.close);
+            let frame = mail.out.last().unwrap();
+            assert_eq!(frame[0], 0x88, "a close frame");
+            assert_eq!(u16::from_be_bytes([frame[2], frame[3]]), code);
+        }
+    }
+
+    #[test]
+    fn a_fragmented_message_is_one_message() {
+        let (line, _ear) = line();
+        let mut r = rules(Format::Json);
+        let mut first = client_frame(OpCode::Data(Data::Text), br#"{"ping":"#);
+        first[0] &= 0x7F; // not final
+        let mut rest = client_frame(OpCode::Data(Data::Continue), br#"{"t":1}}"#);
+        first.append(&mut rest);
+        let mut partial = None;
+        assert!(matches!(
+            hear(&line.mailbox, &mut r, &mut first, &mut partial),
+            Heard::More
+        ));
+        assert!(partial.is_none());
+        assert_eq!(line.mailbox.take().out.len(), 1, "a pong");
+    }
+
     #[test]
     fn a_full_mailbox_drops_the_newest_reply_and_a_close_ends_posting() {
         let (line, _ear) = line();
