@@ -315,6 +315,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         metrics: metrics.clone(),
         local_addr,
     };
+    let spectated = spectators::Spectated {
+        rooms: rooms.clone(),
+        mirrors: cluster.as_ref().map(|c| c.mirrors.clone()),
+        metrics,
+    };
+    // One fan-out shard per core and room (and format).
+    let writers = std::thread::available_parallelism().map_or(1, usize::from);
     let accept_config = accept::AcceptConfig {
         limits: limits.clone(),
         counters: counters.clone(),
@@ -323,15 +330,19 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         lingering: accept::Lingering::new(side),
         // In a cluster, other nodes' rooms too: an edge's spectators are
         // on the fan-out like a single node's.
-        handoff: Some(Arc::new(fanout::SseDoor(fanout::Fanout::new(
-            spectators::Spectated {
-                rooms: rooms.clone(),
-                mirrors: cluster.as_ref().map(|c| c.mirrors.clone()),
-                metrics,
-            },
-            std::thread::available_parallelism().map_or(1, usize::from),
-            config.spectators.keepalive,
-        )))),
+        handoffs: vec![
+            fanout::SseDoor::new(spectated.clone(), writers, config.spectators.keepalive),
+            fanout::WsDoor::new(
+                spectated,
+                writers,
+                ws::WsContext {
+                    shutdown: shutdown_rx.clone(),
+                    limits: limits.clone(),
+                    counters: counters.clone(),
+                    peer: None,
+                },
+            ),
+        ],
     };
     let server = tokio::spawn(accept::run(
         listener,

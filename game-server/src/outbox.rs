@@ -25,10 +25,28 @@ pub struct Outbox {
 }
 
 /// A queued frame and when its tick was produced (for send latency).
+///
+/// A player's tick or snapshot is queued in two parts, its own small
+/// `head` (which carries its `ack`) and the room's shared `bytes`, so the
+/// shared tail is never copied per player: the WebSocket writes both in
+/// one vectored write. `head` is empty for everything else.
 #[derive(Clone, Debug)]
 pub struct Queued {
+    pub head: Bytes,
     pub bytes: Bytes,
     pub produced: Instant,
+}
+
+impl Queued {
+    /// The frame in one piece (`head` then `bytes`; a copy only if there
+    /// is a head).
+    pub fn whole(&self) -> Bytes {
+        if self.head.is_empty() {
+            self.bytes.clone()
+        } else {
+            [&self.head[..], &self.bytes[..]].concat().into()
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +90,11 @@ impl Outbox {
 
     /// Queues a frame whose tick was produced at `produced`, without waiting.
     pub fn push_at(&self, bytes: Bytes, produced: Instant) -> Pushed {
+        self.push_parts(Bytes::new(), bytes, produced)
+    }
+
+    /// Queues a frame in two parts (see [`Queued`]), produced at `produced`.
+    pub fn push_parts(&self, head: Bytes, bytes: Bytes, produced: Instant) -> Pushed {
         let mut g = self.lock();
         if g.closed {
             return Pushed::Closed;
@@ -81,7 +104,11 @@ impl Outbox {
             g.queue.clear();
             return Pushed::Overflowed;
         }
-        g.queue.push_back(Queued { bytes, produced });
+        g.queue.push_back(Queued {
+            head,
+            bytes,
+            produced,
+        });
         drop(g);
         self.notify.notify_one();
         Pushed::Queued
@@ -89,7 +116,7 @@ impl Outbox {
 
     /// The next frame; `None` once closed and drained.
     pub async fn pop(&self) -> Option<Bytes> {
-        self.pop_queued().await.map(|(q, _)| q.bytes)
+        self.pop_queued().await.map(|(q, _)| q.whole())
     }
 
     /// The next frame with its production time, and how many frames were

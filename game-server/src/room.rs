@@ -15,6 +15,7 @@
 //! the players in `session`, the rules in `sim`.
 
 mod idle;
+mod wsring;
 
 use idle::{CLOSE_RETRY, until};
 pub use idle::{IdleClose, LeaveRegistry};
@@ -92,6 +93,17 @@ pub struct Joined {
     pub outbox: Arc<Outbox>,
 }
 
+/// What a WebSocket spectator on the fan-out gets from its room: whole
+/// server frames to write first (a welcome and a snapshot, or a snapshot
+/// alone for a resync), the tick they end with, and the format's ring of
+/// framed ticks from the one after.
+#[derive(Debug)]
+pub struct WsSpectating {
+    pub preamble: Bytes,
+    pub tick: u64,
+    pub live: broadcast::Receiver<SseChunk>,
+}
+
 /// A command to a room task.
 #[derive(Debug)]
 pub enum RoomCmd {
@@ -109,6 +121,18 @@ pub enum RoomCmd {
     /// the ring from the next tick.
     SseResync {
         reply: oneshot::Sender<(Bytes, broadcast::Receiver<SseChunk>)>,
+    },
+    /// A WebSocket spectator on the fan-out: its welcome and a snapshot,
+    /// framed, and its format's ring from the next tick.
+    SpectateWs {
+        format: Format,
+        reply: oneshot::Sender<WsSpectating>,
+    },
+    /// A WebSocket spectator (or a fan-out shard of them) needs a
+    /// keyframe: a framed snapshot of now and the ring from the next tick.
+    WsResync {
+        format: Format,
+        reply: oneshot::Sender<WsSpectating>,
     },
     Input {
         sub: SubId,
@@ -254,6 +278,26 @@ impl RoomHandle {
         rx.await.map_err(|_| RoomClosed)
     }
 
+    /// Joins as a WebSocket spectator on the fan-out, in `format`.
+    pub async fn spectate_ws(&self, format: Format) -> Result<WsSpectating, RoomClosed> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(RoomCmd::SpectateWs { format, reply })
+            .await
+            .map_err(|_| RoomClosed)?;
+        rx.await.map_err(|_| RoomClosed)
+    }
+
+    /// A framed snapshot of now and `format`'s ring from the next tick.
+    pub async fn ws_resync(&self, format: Format) -> Result<WsSpectating, RoomClosed> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(RoomCmd::WsResync { format, reply })
+            .await
+            .map_err(|_| RoomClosed)?;
+        rx.await.map_err(|_| RoomClosed)
+    }
+
     /// Joins the room (player or spectator, per the hello).
     pub async fn join(
         &self,
@@ -331,6 +375,8 @@ struct RoomTask {
     /// Every SSE spectator's live ticks, sent once per tick; made when the
     /// first one arrives, dropped while the room sleeps.
     sse_live: Option<broadcast::Sender<SseChunk>>,
+    /// The WebSocket spectators' rings, one per format (see [`wsring`]).
+    ws_live: wsring::WsRings,
     players: Players,
     subs: BTreeMap<SubId, Sub>,
     next_sub: SubId,
@@ -360,6 +406,7 @@ impl RoomTask {
             prev,
             sse: SseFeed::new(config.tick_rate, config.spectators.replay),
             sse_live: None,
+            ws_live: wsring::WsRings::default(),
             world,
             players: Players::new(config.max_players, grace_ticks.max(1)),
             subs: BTreeMap::new(),
@@ -466,6 +513,32 @@ impl RoomTask {
             RoomCmd::SseResync { reply } => {
                 let snapshot = self.sse.keyframe(self.world.state(), now_us());
                 let _ = reply.send((snapshot, self.sse_sender().subscribe()));
+            }
+            RoomCmd::SpectateWs { format, reply } => {
+                let mut preamble = Vec::new();
+                let welcome = self.spectator_welcome();
+                let welcome = encode(format, &ServerMsg::Welcome(Box::new(welcome)));
+                crate::upgrade::push_frame(
+                    &mut preamble,
+                    crate::upgrade::data_opcode(format),
+                    &welcome,
+                );
+                let (snapshot, tick, live) = self.ws_keyframe(format);
+                preamble.extend_from_slice(&snapshot);
+                debug!(?format, "websocket spectator on the fan-out");
+                let _ = reply.send(WsSpectating {
+                    preamble: preamble.into(),
+                    tick,
+                    live,
+                });
+            }
+            RoomCmd::WsResync { format, reply } => {
+                let (preamble, tick, live) = self.ws_keyframe(format);
+                let _ = reply.send(WsSpectating {
+                    preamble,
+                    tick,
+                    live,
+                });
             }
             RoomCmd::Input { sub, input } => {
                 let Some(id) = self.subs.get(&sub).and_then(|s| s.player) else {
@@ -574,6 +647,43 @@ impl RoomTask {
         })
     }
 
+    /// A spectator's welcome: no snake, a fresh session and token.
+    fn spectator_welcome(&self) -> Welcome {
+        Welcome {
+            player_id: None,
+            session: random_hex128()[..16].to_string(),
+            token: random_hex128(),
+            room: self.config.id.clone(),
+            mode: self.config.mode,
+            tick_rate: self.config.tick_rate,
+            speed: self.config.speed,
+            map: self.world.map().clone(),
+            resumed: false,
+            name: "spectator".into(),
+            server_time_us: now_us(),
+        }
+    }
+
+    /// A framed snapshot of now in `format`, its tick, and the format's
+    /// ring from the next tick (subscribed in the same step).
+    fn ws_keyframe(&mut self, format: Format) -> (Bytes, u64, broadcast::Receiver<SseChunk>) {
+        let state = self.world.state();
+        let snapshot = SharedFrame::new(
+            format,
+            ServerMsg::Snapshot(Box::new(Snapshot {
+                ack: 0,
+                tick: state.tick,
+                checksum: state.checksum(),
+                server_time_us: now_us(),
+                state: state.clone(),
+            })),
+        );
+        let tick = state.tick;
+        let framed = crate::upgrade::data_frame(format, &snapshot.bytes());
+        let live = self.ws_live.subscribe(format, self.config.spectators.queue);
+        (framed, tick, live)
+    }
+
     fn spectate(&mut self, last_event_id: Option<u64>) -> Spectating {
         let (config, map) = (&self.config, self.world.map());
         let preamble = self
@@ -632,8 +742,9 @@ impl RoomTask {
     }
 
     fn publish_counts(&self) {
-        let spectators =
-            self.subs.values().filter(|s| s.player.is_none()).count() + self.sse_receivers();
+        let spectators = self.subs.values().filter(|s| s.player.is_none()).count()
+            + self.sse_receivers()
+            + self.ws_live.receivers();
         self.stats
             .players
             .store(self.players.len() as u32, Ordering::Relaxed);
@@ -696,7 +807,9 @@ impl RoomTask {
                         .player
                         .and_then(|id| self.players.get(id))
                         .map_or(0, |p| p.ack);
-                    let bytes = if keyframe {
+                    // A player's ack is a head of its own before the shared
+                    // tail: nothing shared is copied per player.
+                    let (head, tail) = if keyframe {
                         keys[i]
                             .get_or_insert_with(|| {
                                 SharedFrame::new(
@@ -710,13 +823,13 @@ impl RoomTask {
                                     })),
                                 )
                             })
-                            .with_ack(ack)
+                            .parts(ack)
                     } else {
                         ticks[i]
                             .get_or_insert_with(|| SharedFrame::new(format, frame.clone()))
-                            .with_ack(ack)
+                            .parts(ack)
                     };
-                    outcomes[0] = sub.outbox.push_at(bytes, started);
+                    outcomes[0] = sub.outbox.push_parts(head, tail, started);
                     if !self.chat.is_empty() {
                         let lines = chats[i].get_or_insert_with(|| {
                             self.chat
@@ -744,6 +857,32 @@ impl RoomTask {
             if outcomes.contains(&Pushed::Closed) {
                 closed.push(id);
             }
+        }
+        // The WebSocket spectators' rings: the same shared encodings, framed
+        // once per format for all of them.
+        for format in [Format::Json, Format::Bincode] {
+            if !self.ws_live.wanted(format) {
+                continue;
+            }
+            let i = slot(format);
+            let tick = ticks[i]
+                .get_or_insert_with(|| SharedFrame::new(format, frame.clone()))
+                .bytes();
+            let chat = chats[i].get_or_insert_with(|| {
+                self.chat
+                    .iter()
+                    .map(|c| encode(format, &ServerMsg::Chat(c.clone())))
+                    .collect()
+            });
+            let bytes = wsring::tick_frames(format, &tick, chat);
+            self.ws_live.send(
+                format,
+                SseChunk {
+                    tick: state.tick,
+                    bytes,
+                    produced: started,
+                },
+            );
         }
         for id in closed {
             // The reader went away.

@@ -5,6 +5,15 @@
 //! room, replies and the room's frames to the socket, a close with a code
 //! that fits the reason. The rules themselves (hello, rate limits, what a
 //! message does) are the connection's; the room owns players and frames.
+//!
+//! It serves players (and what the fan-out's door does not take: a
+//! spectator resuming with a token, a refused or hostile hello) over any
+//! socket ([`Io`]): a hyper upgrade, or the door's own. The room's frames
+//! are written beside tungstenite, not through it: a player's tick is its
+//! `ack` head and the room's shared tail (`outbox::Queued`), written in one
+//! vectored write on the same socket (`upgrade::SharedIo`), after
+//! tungstenite flushed what it had pending, so nothing shared is copied
+//! per player. Tungstenite keeps the reading, pongs and closes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +32,9 @@ use crate::limits::{Counters, Limits};
 use crate::metrics::Transport;
 use crate::room::RoomHandle;
 use crate::session::AdmitError;
-use crate::upgrade::{Message, MessageExt, WebSocket, text_frame};
+use crate::upgrade::{Message, MessageExt, SharedIo, text_frame, write_frame_vectored};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::Role;
 
 /// How long the close frame of a shutdown may take to go out to a client
 /// that does not read, so it cannot hold the shutdown up.
@@ -43,7 +54,7 @@ pub struct WsContext {
 }
 
 /// Close codes (RFC 6455).
-mod close {
+pub(crate) mod close {
     pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
     pub const PROTOCOL: u16 = 1002;
@@ -54,7 +65,7 @@ mod close {
 }
 
 /// The close code that says `r` on a WebSocket.
-fn close_code(r: &Refusal) -> u16 {
+pub(crate) fn close_code(r: &Refusal) -> u16 {
     match r {
         Refusal::NotHello | Refusal::Version { .. } => close::PROTOCOL,
         Refusal::BadHello(_) => close::INVALID,
@@ -64,7 +75,13 @@ fn close_code(r: &Refusal) -> u16 {
     }
 }
 
-type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+/// What a WebSocket runs over: an upgraded hyper connection, or a socket
+/// the fan-out's door answered itself (`fanout::door`).
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+type Sink<S> = futures_util::stream::SplitSink<WebSocketStream<S>, Message>;
+type Source<S> = futures_util::stream::SplitStream<WebSocketStream<S>>;
 
 fn frame(format: Format, bytes: bytes::Bytes) -> Message {
     match format {
@@ -74,13 +91,13 @@ fn frame(format: Format, bytes: bytes::Bytes) -> Message {
     }
 }
 
-async fn send_msg(tx: &mut Sink, format: Format, msg: &ServerMsg) -> bool {
+async fn send_msg<S: Io>(tx: &mut Sink<S>, format: Format, msg: &ServerMsg) -> bool {
     tx.send(frame(format, encode(format, msg))).await.is_ok()
 }
 
 /// Tells the client why in an `error` message, then closes with the code
 /// that fits.
-async fn refuse(tx: &mut Sink, format: Format, r: &Refusal) {
+async fn refuse<S: Io>(tx: &mut Sink<S>, format: Format, r: &Refusal) {
     // Messages may quote what the client sent (a decode error names it).
     let message = protocol::text::sanitize_line(&r.to_string(), 300);
     let _ = send_msg(tx, format, &crate::conn::error(r.code(), message.clone())).await;
@@ -89,16 +106,15 @@ async fn refuse(tx: &mut Sink, format: Format, r: &Refusal) {
 
 /// Close reasons must fit a control frame (123 bytes), and are sanitised:
 /// they may quote what the client sent.
-async fn close_with(tx: &mut Sink, code: u16, reason: impl Into<String>) {
-    let mut s = protocol::text::sanitize_line(&reason.into(), 120);
-    while s.len() > 120 {
-        s.pop();
-    }
+async fn close_with<S: Io>(tx: &mut Sink<S>, code: u16, reason: impl Into<String>) {
+    let s = crate::upgrade::close_reason(&reason.into());
     let _ = tx.send(Message::close_with(code, s)).await;
 }
 
-/// Serves one upgraded WebSocket for `room` until it closes.
-pub async fn serve(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
+/// Serves one WebSocket for `room` over `io` (its handshake answered)
+/// until it closes; `read` are bytes already read from it (the fan-out's
+/// door read the hello), which tungstenite reads again first.
+pub async fn serve<S: Io>(io: S, read: Vec<u8>, room: RoomHandle, ctx: WsContext) {
     let span = info_span!(
         "ws",
         room = %room.config.id,
@@ -109,11 +125,16 @@ pub async fn serve(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
     if let Some(peer) = ctx.peer {
         span.record("peer", field::display(peer));
     }
-    serve_inner(socket, room, ctx).instrument(span).await;
+    let io = SharedIo::new(io);
+    let config = crate::upgrade::config(ctx.limits.ws_max_message);
+    let socket = WebSocketStream::from_partially_read(io.clone(), read, Role::Server, Some(config))
+        .instrument(span.clone())
+        .await;
+    serve_inner(socket, io, room, ctx).instrument(span).await;
 }
 
 /// Closes after a receive error, with the code that fits it, and counts it.
-async fn close_after_error(tx: &mut Sink, e: &crate::upgrade::Error, ctx: &WsContext) {
+async fn close_after_error<S: Io>(tx: &mut Sink<S>, e: &crate::upgrade::Error, ctx: &WsContext) {
     let Some(code) = error_close_code(e) else {
         // The connection itself failed (reset, gone): nobody to tell.
         debug!(error = %e, "connection lost");
@@ -134,9 +155,9 @@ async fn close_after_error(tx: &mut Sink, e: &crate::upgrade::Error, ctx: &WsCon
 }
 
 /// Reads the hello (in the format of its frame) and joins the room.
-async fn open(
-    tx: &mut Sink,
-    rx: &mut futures_util::stream::SplitStream<WebSocket>,
+async fn open<S: Io>(
+    tx: &mut Sink<S>,
+    rx: &mut Source<S>,
     room: &RoomHandle,
     ctx: &WsContext,
 ) -> Option<(Format, crate::room::Joined)> {
@@ -182,7 +203,12 @@ async fn open(
     }
 }
 
-async fn serve_inner(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
+async fn serve_inner<S: Io>(
+    socket: WebSocketStream<SharedIo<S>>,
+    mut io: SharedIo<S>,
+    room: RoomHandle,
+    ctx: WsContext,
+) {
     let (mut tx, mut rx) = socket.split();
     // 1. hello, then the welcome.
     let Some((format, joined)) = open(&mut tx, &mut rx, &room, &ctx).await else {
@@ -206,16 +232,11 @@ async fn serve_inner(socket: WebSocket, room: RoomHandle, ctx: WsContext) {
     let welcome = ServerMsg::Welcome(Box::new(joined.welcome));
     if send_msg(&mut tx, format, &welcome).await {
         // 2. the session: frames out, messages in, pings, idle timeout, shutdown.
-        run(
-            &mut tx,
-            &mut rx,
-            &room,
-            &ctx,
-            format,
-            &mut conn,
-            &joined.outbox,
-        )
-        .await;
+        let frames = Frames {
+            outbox: &joined.outbox,
+            io: &mut io,
+        };
+        run(&mut tx, &mut rx, frames, &room, &ctx, format, &mut conn).await;
     }
     if let Some(cmd) = conn.detach() {
         room.send(cmd).await;
@@ -229,15 +250,23 @@ enum Next {
     Stop,
 }
 
-async fn run(
-    tx: &mut Sink,
-    rx: &mut futures_util::stream::SplitStream<WebSocket>,
+/// The room's frames for this session: where they queue, and the socket
+/// they are written to directly (by vectored writes, beside tungstenite).
+struct Frames<'a, S> {
+    outbox: &'a crate::outbox::Outbox,
+    io: &'a mut SharedIo<S>,
+}
+
+async fn run<S: Io>(
+    tx: &mut Sink<SharedIo<S>>,
+    rx: &mut Source<SharedIo<S>>,
+    frames: Frames<'_, S>,
     room: &RoomHandle,
     ctx: &WsContext,
     format: Format,
     conn: &mut Connection,
-    outbox: &crate::outbox::Outbox,
 ) {
+    let Frames { outbox, io } = frames;
     let metrics = room.metrics.conn(Transport::Ws, &room.config.id);
     let mut shutdown = ctx.shutdown.clone();
     let mut last_heard = Instant::now();
@@ -255,9 +284,14 @@ async fn run(
             }
             out = outbox.pop_queued() => match out {
                 Some((q, behind)) => {
-                    let len = q.bytes.len();
+                    let len = q.head.len() + q.bytes.len();
                     metrics.sent.depth.observe_int(behind as u64 + 1);
-                    if tx.send(frame(format, q.bytes)).await.is_err() {
+                    // The player's ack head and the room's shared tail in
+                    // one vectored write, after whatever tungstenite has
+                    // pending (a pong it owes): no copy of the tail.
+                    if tx.flush().await.is_err()
+                        || write_frame_vectored(io, format, &q.head, &q.bytes).await.is_err()
+                    {
                         return;
                     }
                     metrics.sent.sent(1, len, q.produced);
@@ -308,8 +342,8 @@ async fn run(
 
 /// One frame from the client: the rate limit (every frame counts, pings
 /// too: a flood of anything costs the same), then the message.
-async fn on_frame(
-    tx: &mut Sink,
+async fn on_frame<S: Io>(
+    tx: &mut Sink<S>,
     room: &RoomHandle,
     ctx: &WsContext,
     format: Format,
@@ -365,7 +399,7 @@ async fn on_frame(
 
 /// Ends the session: the room hears first (a client that rejoins after
 /// seeing the close finds its name free), then the client.
-async fn end(tx: &mut Sink, room: &RoomHandle, format: Format, ended: Ended) -> Next {
+async fn end<S: Io>(tx: &mut Sink<S>, room: &RoomHandle, format: Format, ended: Ended) -> Next {
     room.send(ended.cmd).await;
     match ended.why {
         Ending::Left => close_with(tx, close::NORMAL, "left").await,

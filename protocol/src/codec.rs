@@ -184,6 +184,20 @@ impl SharedFrame {
         self.bytes.clone()
     }
 
+    /// The encoding with `ack` in place of 0 as two parts, a small head
+    /// of its own and the shared tail (no copy), to be written one after
+    /// the other (one vectored write). Without an ack (0) or for a message
+    /// that carries none the head is empty and the tail is the shared
+    /// buffer itself. `head + tail` is [`SharedFrame::with_ack`].
+    pub fn parts(&self, ack: u64) -> (Bytes, Bytes) {
+        match self.splice {
+            Some((v, tail)) if ack != 0 => {
+                (header(self.format, v, ack).into(), self.bytes.slice(tail..))
+            }
+            _ => (Bytes::new(), self.bytes.clone()),
+        }
+    }
+
     /// The encoding with `ack` in place of 0. Without an ack (0) or for a
     /// message that carries none this is the shared buffer itself.
     pub fn with_ack(&self, ack: u64) -> Bytes {

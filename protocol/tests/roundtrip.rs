@@ -83,6 +83,8 @@ proptest! {
                     _ => unreachable!(),
                 }
                 prop_assert_eq!(shared.with_ack(ack), encode(f, &direct), "{:?}", f);
+                let (head, tail) = shared.parts(ack);
+                prop_assert_eq!([&head[..], &tail[..]].concat(), shared.with_ack(ack).to_vec());
                 let back: ServerMsg = decode(f, &shared.with_ack(ack)).unwrap();
                 prop_assert_eq!(back, direct);
             }

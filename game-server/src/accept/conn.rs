@@ -6,7 +6,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -33,8 +33,9 @@ pub struct Conn {
     /// Armed while a write waits for the peer; fires after `stall_limit`.
     stall: Option<Pin<Box<Sleep>>>,
     stall_armed: bool,
-    /// Set once a write stalled out: the peer does not read, so do not linger.
-    stalled: bool,
+    /// Set once a write stalled out: the peer does not read, so do not
+    /// linger. Atomic: [`Conn::write_all_shared`] sets it through `&self`.
+    stalled: AtomicBool,
     counters: Arc<Counters>,
     lingering: Lingering,
 }
@@ -89,7 +90,7 @@ impl Conn {
             stall_limit,
             stall: None,
             stall_armed: false,
-            stalled: false,
+            stalled: AtomicBool::new(false),
             counters,
             lingering,
         }
@@ -109,13 +110,72 @@ impl Conn {
     /// waits: a write that cannot finish goes on in the stall-guarded
     /// `AsyncWrite` (the slow path).
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        if self.stalled {
+        if self.stalled.load(Ordering::Relaxed) {
             return Err(stalled_error());
         }
         match self.stream.as_ref() {
             Some(s) => s.try_write(buf),
             None => Err(io::ErrorKind::NotConnected.into()),
         }
+    }
+
+    /// Writes all of `buf` through a shared reference, under the same
+    /// write-stall timeout as the `AsyncWrite` (no progress for the stall
+    /// limit fails it). For a socket that a fan-out shard writes and a
+    /// WebSocket spectator's reader reads at once (`Arc<Conn>`); whoever
+    /// calls it owns the socket's write side until it returns.
+    pub async fn write_all_shared(&self, mut buf: &[u8]) -> io::Result<()> {
+        let Some(stream) = self.stream.as_ref() else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        while !buf.is_empty() {
+            if self.stalled.load(Ordering::Relaxed) {
+                return Err(stalled_error());
+            }
+            match stream.try_write(buf) {
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    match tokio::time::timeout(self.stall_limit, stream.writable()).await {
+                        Ok(r) => r?,
+                        Err(_) => {
+                            self.stall_out();
+                            return Err(stalled_error());
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The peer's address, while the socket is open.
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.stream.as_ref()?.peer_addr().ok()
+    }
+
+    /// Waits until the socket has something to read (or is closed).
+    pub async fn readable(&self) -> io::Result<()> {
+        match self.stream.as_ref() {
+            Some(s) => s.readable().await,
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// One non-blocking read into `buf` (`WouldBlock`: nothing yet; `Ok(0)`:
+    /// the peer closed).
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.stream.as_ref() {
+            Some(s) => s.try_read(buf),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// A write made no progress for the stall limit: the peer does not read.
+    fn stall_out(&self) {
+        self.stalled.store(true, Ordering::Relaxed);
+        bump(&self.counters.write_stalls);
+        tracing::debug!("write stalled for {:?}: closing", self.stall_limit);
     }
 
     /// Runs a write-side poll: progress disarms the stall timer, waiting
@@ -125,7 +185,7 @@ impl Conn {
         cx: &mut Context<'_>,
         op: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
-        if self.stalled {
+        if self.stalled.load(Ordering::Relaxed) {
             return Poll::Ready(Err(stalled_error()));
         }
         let Some(stream) = self.stream.as_mut() else {
@@ -146,9 +206,7 @@ impl Conn {
                     self.stall_armed = true;
                 }
                 if sleep.as_mut().poll(cx).is_ready() {
-                    self.stalled = true;
-                    bump(&self.counters.write_stalls);
-                    tracing::debug!("write stalled for {:?}: closing", self.stall_limit);
+                    self.stall_out();
                     return Poll::Ready(Err(stalled_error()));
                 }
                 Poll::Pending
@@ -220,7 +278,7 @@ impl Drop for Conn {
         let Some(stream) = self.stream.take() else {
             return;
         };
-        if self.stalled {
+        if self.stalled.load(Ordering::Relaxed) {
             return;
         }
         let (Ok(rt), Some(slot)) = (

@@ -222,18 +222,19 @@ pub struct AcceptConfig {
     /// Refusals answered at once, at most.
     pub max_refusing: usize,
     pub lingering: Lingering,
-    /// Takes some requests before hyper does (the SSE fan-out).
-    pub handoff: Option<Arc<dyn Handoff>>,
+    /// Take some requests before hyper does (the fan-out's SSE and
+    /// WebSocket doors): the first that wants a head is offered it.
+    pub handoffs: Vec<Arc<dyn Handoff>>,
 }
 
 /// Largest request head a [`Handoff`] is offered; longer ones go to hyper.
 const SNIFF_BYTES: usize = 4 * 1024;
 
-/// Offers the connection's first request to the handoff: `None` when it
+/// Offers the connection's first request to the handoffs: `None` when one
 /// took it (or the head never came), else the connection for hyper.
 async fn offer(
     conn: Conn,
-    handoff: &dyn Handoff,
+    handoffs: &[Arc<dyn Handoff>],
     config: &AcceptConfig,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Conn> {
@@ -253,12 +254,16 @@ async fn offer(
     };
     // A head that came in pieces, or is not one the handoff wants, is
     // hyper's: it reads the same bytes, nothing was consumed.
-    match Head::parse(&buf[..n]) {
-        Some(head) if handoff.wants(&head) => match handoff.take(head, conn).await {
+    let Some(head) = Head::parse(&buf[..n]) else {
+        return Some(conn);
+    };
+    drop(buf);
+    match handoffs.iter().find(|h| h.wants(&head)) {
+        Some(h) => match h.take(head, conn).await {
             Taken::Yes => None,
             Taken::No(conn) => Some(conn),
         },
-        _ => Some(conn),
+        None => Some(conn),
     }
 }
 
@@ -364,7 +369,7 @@ pub async fn run<S>(
             "shutdown grace of {grace:?} is over: dropping the connections still open"
         );
         conns.abort_all();
-        if let Some(h) = &config.handoff {
+        for h in &config.handoffs {
             h.abandon();
         }
     }
@@ -383,12 +388,13 @@ async fn serve_conn<S>(
         + 'static,
     S::Future: Send + 'static,
 {
-    let conn = match config.handoff.clone() {
-        Some(h) => match offer(conn, h.as_ref(), &config, &mut shutdown).await {
+    let conn = if config.handoffs.is_empty() {
+        conn
+    } else {
+        match offer(conn, &config.handoffs, &config, &mut shutdown).await {
             Some(conn) => conn,
             None => return,
-        },
-        None => conn,
+        }
     };
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())

@@ -18,6 +18,8 @@ pub struct Head {
     pub method: String,
     /// The path, without the query.
     pub path: String,
+    /// The query, without its `?` (empty for none).
+    pub query: String,
     /// Header names (lowercased) and values, in order.
     pub headers: Vec<(String, String)>,
     /// The head's length in bytes, blank line included.
@@ -44,6 +46,7 @@ impl Head {
         Some(Head {
             method: method.to_string(),
             path: target.split('?').next().unwrap_or(target).to_string(),
+            query: target.split_once('?').map_or("", |(_, q)| q).to_string(),
             headers,
             len: end,
         })
@@ -89,6 +92,7 @@ mod tests {
         let h = Head::parse(raw).unwrap();
         assert_eq!(h.method, "GET");
         assert_eq!(h.path, "/rooms/lobby/events");
+        assert_eq!(h.query, "x=1");
         assert_eq!(h.header("last-event-id"), Some("7"));
         assert_eq!(h.len, raw.len() - 4);
         assert_eq!(Head::parse(b"GET / HTTP/1.1\r\nHost: a\r\n"), None);

@@ -1,10 +1,11 @@
 //! An edge's mirror of a room it does not own: it gives its spectators
 //! exactly what a local room gives them, through the same seams (`SseRoom`
-//! for SSE, `WatchedRoom` for `/watch`, [`WsRoom`] for WebSocket
-//! spectators) and with the same formatting code (`SseFeed`, the watch
-//! `FrameCache`), so an edge's SSE bytes and tick ids are the origin's and
-//! `Last-Event-ID` resumes across nodes. A WebSocket spectator's frames
-//! are encoded once per tick and format, as a room does.
+//! for SSE, `WatchedRoom` for `/watch`, `fanout::WsRoom` for WebSocket
+//! spectators, implemented in `spectators.rs`) and with the same
+//! formatting code (`SseFeed`, the watch `FrameCache`), so an edge's SSE
+//! bytes and tick ids are the origin's and `Last-Event-ID` resumes across
+//! nodes. A WebSocket spectator's frames are encoded and framed once per
+//! tick and format, as a room does, and the fan-out writes them.
 //!
 //! A mirror subscribes to its room's frames only while it has spectators
 //! (and for the replay window after the last one left, so a brief drop
@@ -22,7 +23,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use protocol::codec::{Format, encode};
 use protocol::sse::format_event;
-use protocol::{ErrorMsg, Map, ServerMsg, Snapshot, Welcome, WorldState};
+use protocol::{ChatLine, ErrorMsg, Map, ServerMsg, Snapshot, Welcome, WorldState};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -31,11 +32,12 @@ use super::directory::{Directory, Owner};
 use super::link::Link;
 use super::replica::{Replica, Step};
 use super::wire::{self, Keyframe, RoomFrames};
-use super::ws::{WsChunk, WsRoom, WsWatching};
 use crate::SpectatorConfig;
 use crate::clock::now_us;
+use crate::room::WsSpectating;
 use crate::sse::feed::SseFeed;
 use crate::sse::{Spectating, SseChunk, SseRoom};
+use crate::upgrade::{data_frame, data_opcode, push_frame};
 use crate::watch::stream::{FrameCache, WatchedRoom};
 
 /// How often a mirror with spectators tells the origin it still wants the
@@ -64,16 +66,18 @@ enum MirrorCmd {
     },
     WsWatch {
         format: Format,
-        reply: oneshot::Sender<WsWatching>,
+        reply: oneshot::Sender<WsSpectating>,
     },
     WsResync {
         format: Format,
-        reply: oneshot::Sender<(Bytes, broadcast::Receiver<WsChunk>)>,
+        reply: oneshot::Sender<WsSpectating>,
     },
 }
 
 struct Shared {
     id: String,
+    /// Who plays the room, and where.
+    owner: Owner,
     map: Map,
     world: watch::Receiver<Arc<WorldState>>,
     frames: FrameCache,
@@ -122,18 +126,22 @@ impl SseRoom for MirrorHandle {
     }
 }
 
-impl WsRoom for MirrorHandle {
-    async fn watch(&self, format: Format) -> Option<WsWatching> {
+impl MirrorHandle {
+    /// Joins as a WebSocket spectator in `format`: the welcome and a
+    /// snapshot as whole frames, and the format's ring from the next tick.
+    pub async fn spectate_ws(&self, format: Format) -> Option<WsSpectating> {
         self.ask(|reply| MirrorCmd::WsWatch { format, reply }).await
     }
 
-    async fn rewatch(&self, format: Format) -> Option<(Bytes, broadcast::Receiver<WsChunk>)> {
+    /// A framed snapshot of now and the format's ring from the next tick.
+    pub async fn resync_ws(&self, format: Format) -> Option<WsSpectating> {
         self.ask(|reply| MirrorCmd::WsResync { format, reply })
             .await
     }
 
-    fn farewell(&self) -> ErrorMsg {
-        SseRoom::farewell(self)
+    /// The node that plays the room, and its URL.
+    pub fn owner(&self) -> &Owner {
+        &self.shared.owner
     }
 }
 
@@ -287,6 +295,7 @@ impl Mirrors {
         let (world_tx, world) = watch::channel(state);
         let shared = Arc::new(Shared {
             id: room.to_string(),
+            owner: owner.clone(),
             map: keyframe.welcome.map.clone(),
             world,
             frames: FrameCache::default(),
@@ -308,6 +317,7 @@ impl Mirrors {
             sse: SseFeed::new(keyframe.welcome.tick_rate, self.spectators.replay),
             ws: [None, None],
             ws_keys: [None, None],
+            chat: Vec::new(),
             ring_tick: keyframe.snapshot.tick,
             reconnecting: None,
             tick_rate: keyframe.welcome.tick_rate,
@@ -354,7 +364,9 @@ struct MirrorTask {
     sse: SseFeed,
     /// The WebSocket spectators' rings, per format (JSON, bincode): each
     /// frame is encoded once per format in use, not once per spectator.
-    ws: [Option<broadcast::Sender<WsChunk>>; 2],
+    ws: [Option<broadcast::Sender<SseChunk>>; 2],
+    /// Chat that came on its own, after its tick: it goes with the next.
+    chat: Vec<ChatLine>,
     /// The keyframe of the world now, per format, once a spectator asked.
     ws_keys: [Option<(u64, Bytes)>; 2],
     /// The `tick` of the last chunk on the SSE ring. The SSE fan-out takes
@@ -484,7 +496,7 @@ impl MirrorTask {
             .get_or_insert_with(|| broadcast::Sender::new(queue))
     }
 
-    fn ws_ring(&mut self, format: Format) -> &broadcast::Sender<WsChunk> {
+    fn ws_ring(&mut self, format: Format) -> &broadcast::Sender<SseChunk> {
         let queue = self.queue;
         self.ws[slot(format)].get_or_insert_with(|| broadcast::Sender::new(queue))
     }
@@ -530,22 +542,27 @@ impl MirrorTask {
                 self.retell_reconnecting();
             }
             MirrorCmd::WsWatch { format, reply } => {
-                let keyframe = self.ws_keyframe(format, &world);
-                let live = self.ws_ring(format).subscribe();
-                let welcome = Welcome {
+                let welcome = ServerMsg::Welcome(Box::new(Welcome {
                     server_time_us: now_us(),
                     ..self.welcome.clone()
-                };
-                let _ = reply.send(WsWatching {
-                    welcome,
-                    keyframe,
+                }));
+                let mut preamble = data_frame(format, &encode(format, &welcome)).to_vec();
+                preamble.extend_from_slice(&self.ws_keyframe(format, &world));
+                let live = self.ws_ring(format).subscribe();
+                let _ = reply.send(WsSpectating {
+                    preamble: preamble.into(),
+                    tick: world.tick,
                     live,
                 });
             }
             MirrorCmd::WsResync { format, reply } => {
-                let keyframe = self.ws_keyframe(format, &world);
+                let preamble = self.ws_keyframe(format, &world);
                 let live = self.ws_ring(format).subscribe();
-                let _ = reply.send((keyframe, live));
+                let _ = reply.send(WsSpectating {
+                    preamble,
+                    tick: world.tick,
+                    live,
+                });
             }
         }
         self.count();
@@ -561,8 +578,8 @@ impl MirrorTask {
         }
     }
 
-    /// `snapshot` of `world` in `format`, encoded once per tick however
-    /// many WebSocket spectators join or resync.
+    /// `snapshot` of `world` in `format` as a whole WebSocket frame,
+    /// encoded once per tick however many spectators join or resync.
     fn ws_keyframe(&mut self, format: Format, world: &WorldState) -> Bytes {
         let i = slot(format);
         if let Some((tick, bytes)) = &self.ws_keys[i]
@@ -577,7 +594,7 @@ impl MirrorTask {
             server_time_us: now_us(),
             state: world.clone(),
         }));
-        let bytes = encode(format, &msg);
+        let bytes = data_frame(format, &encode(format, &msg));
         self.ws_keys[i] = Some((world.tick, bytes.clone()));
         bytes
     }
@@ -599,9 +616,10 @@ impl MirrorTask {
         }
     }
 
-    /// `msg` to the WebSocket spectators: encoded once per format that
-    /// has any.
-    fn send_ws(&self, tick: u64, msg: &ServerMsg) {
+    /// One tick's messages to the WebSocket spectators (the tick or a
+    /// snapshot, then its chat lines): encoded and framed once per format
+    /// that has any, as one chunk of the format's ring.
+    fn send_ws(&self, tick: u64, msgs: &[ServerMsg]) {
         let produced = Instant::now();
         for (i, ring) in self.ws.iter().enumerate() {
             let Some(ring) = ring.as_ref().filter(|r| r.receiver_count() > 0) else {
@@ -612,9 +630,13 @@ impl MirrorTask {
             } else {
                 Format::Bincode
             };
-            let _ = ring.send(WsChunk {
+            let mut bytes = Vec::new();
+            for m in msgs {
+                push_frame(&mut bytes, data_opcode(format), &encode(format, m));
+            }
+            let _ = ring.send(SseChunk {
                 tick,
-                bytes: encode(format, msg),
+                bytes: bytes.into(),
                 produced,
             });
         }
@@ -623,16 +645,18 @@ impl MirrorTask {
     fn apply(&mut self, steps: Vec<Step>) {
         for step in steps {
             match step {
-                Step::Tick { frame, chat } => {
+                Step::Tick { frame, mut chat } => {
+                    if !self.chat.is_empty() {
+                        chat.splice(0..0, std::mem::take(&mut self.chat));
+                    }
                     let watching = self.receivers() > 0;
                     if let Some(bytes) = self.sse.tick(watching, &frame, &chat) {
                         self.send(frame.tick, bytes);
                     }
                     let tick = frame.tick;
-                    self.send_ws(tick, &ServerMsg::Tick(frame));
-                    for c in chat {
-                        self.send_ws(tick, &ServerMsg::Chat(c));
-                    }
+                    let mut msgs = vec![ServerMsg::Tick(frame)];
+                    msgs.extend(chat.into_iter().map(ServerMsg::Chat));
+                    self.send_ws(tick, &msgs);
                     if let Some(s) = self.replica.state() {
                         self.world_tx.send_replace(Arc::new(s.clone()));
                     }
@@ -654,18 +678,13 @@ impl MirrorTask {
                     self.send(snapshot.tick, bytes);
                     let tick = snapshot.tick;
                     let state = snapshot.state.clone();
-                    self.send_ws(tick, &ServerMsg::Snapshot(snapshot));
+                    self.send_ws(tick, &[ServerMsg::Snapshot(snapshot)]);
                     self.world_tx.send_replace(Arc::new(state));
                     tracing::debug!(tick, "resynced");
                 }
-                Step::Chat(lines) => {
-                    let tick = self.world().tick;
-                    for c in lines {
-                        let data = encode(Format::Json, &c);
-                        self.send(tick, format_event("chat", Some(tick), &data));
-                        self.send_ws(tick, &ServerMsg::Chat(c));
-                    }
-                }
+                // The fan-out takes a spectator's chunks in consecutive
+                // ticks, so chat after its tick goes with the next one.
+                Step::Chat(lines) => self.chat.extend(lines),
                 Step::NeedKeyframe(why) => {
                     tracing::info!(%why, "asking the origin for a keyframe");
                     self.ask_keyframe();

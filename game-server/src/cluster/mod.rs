@@ -5,11 +5,13 @@
 //! and its rooms go in a directory on a JetStream key-value bucket whose
 //! entries expire ([`directory`]). Any node serves spectators of any room
 //! of the cluster through a [`mirror`] of it, rebuilt from the frames
-//! ([`replica`]), WebSocket spectators included ([`ws`]); a player who asks a node that does not own the room is
-//! sent to its owner (the router's `307`). [`wire`] is what goes on NATS.
+//! ([`replica`]), on the same fan-out as a room's own spectators (SSE,
+//! and WebSocket with `?role=spectator`); a player who asks a node that
+//! does not own the room is sent to its owner (the router's `307`).
+//! [`wire`] is what goes on NATS.
 //!
 //! Nothing outside this module and the few lines that wire it in
-//! (`lib.rs`, `routes`) knows about the cluster: without `--nats` none of
+//! (`lib.rs`, `routes`, `spectators.rs`) knows about the cluster: without `--nats` none of
 //! it runs.
 
 pub mod directory;
@@ -18,7 +20,6 @@ pub mod mirror;
 pub mod origin;
 pub mod replica;
 pub mod wire;
-pub mod ws;
 
 use std::path::PathBuf;
 use std::time::Duration;

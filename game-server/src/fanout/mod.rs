@@ -1,28 +1,39 @@
-//! The SSE spectators' fan-out: a room's tick bytes go to every
-//! spectator's socket from a tight loop of non-blocking writes, with no
-//! task, no HTTP machinery and no allocation per spectator per tick.
+//! The spectators' fan-out: a room's tick bytes go to every spectator's
+//! socket from a tight loop of non-blocking writes, with no task, no
+//! HTTP machinery and no allocation per spectator per tick. SSE and
+//! WebSocket spectators share it; only their bytes differ (a [`Feed`]).
 //!
-//! A spectator's request is taken below hyper ([`SseDoor`], an
-//! `accept::Handoff`): the head is peeked, the room joined, and only then
-//! is the head consumed and answered by hand (`200`, the streaming
-//! headers, `Connection: close`, a close-delimited body), followed by the
-//! `retry:` line and the room's preamble. Anything else (an unknown room,
-//! a server shutting down, another path) is declined untouched and hyper
-//! and warp answer it as before. The socket then joins one of the room's
-//! [`shard`]s, one per core: each is one task that owns its share of the
-//! sockets and, per tick, writes the room's shared bytes to each with one
+//! A spectator's request is taken below hyper by a door (an
+//! `accept::Handoff`): [`SseDoor`] for `GET /rooms/{room}/events`,
+//! [`door::WsDoor`] for a WebSocket upgrade of `GET /rooms/{room}/ws`. The
+//! head is peeked, the room found, and only then is the head consumed and
+//! answered by hand (SSE: `200`, the streaming headers, `Connection:
+//! close`, a close-delimited body, `retry:` and the room's preamble;
+//! WebSocket: `101`, then the hello, the welcome and a snapshot). Anything
+//! else (an unknown room, a server shutting down, another path, a failed
+//! handshake) is declined untouched and hyper and warp answer it as
+//! before. The socket then joins one of the room's [`shard`]s, one per
+//! core and per feed: each is one task that owns its share of the sockets
+//! and, per tick, writes the feed's shared bytes to each with one
 //! `try_write`. A socket that cannot take a whole frame leaves for the
 //! [`slow`] path, which finishes that frame under the write-stall timeout,
 //! resyncs it with a keyframe and brings it back.
 //!
+//! A WebSocket spectator also talks (pings, `resync`, `leave`, close): a
+//! small reader task per spectator ([`talk`]) waits for its socket to be
+//! readable, and anything it must write goes to the spectator's mailbox
+//! and is written by the shard that holds it, between two frames, so a
+//! reply never cuts into a tick.
+//!
 //! The fan-out knows no `RoomHandle`: it reaches a room only through
-//! [`crate::sse::SseRoom`] (join with a preamble and the live ring, and a
-//! keyframe to resync) and finds one through [`SseRooms`], so anything
-//! that produces a room's SSE ticks (a local room, a cluster edge) can
-//! feed it.
+//! [`crate::sse::SseRoom`] (SSE) or [`WsRoom`] (WebSocket), and finds one
+//! through [`SseRooms`] or [`WsRooms`], so anything that produces a room's
+//! ticks (a local room, a cluster edge's mirror) can feed it.
 
+pub mod door;
 pub mod shard;
 mod slow;
+pub mod talk;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -38,9 +49,11 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::accept::{Conn, Handoff, Head, Taken};
 use crate::metrics::{ConnMetrics, RoomMetrics};
-use crate::sse::{SseChunk, SseRoom};
+use crate::sse::{KEEPALIVE, SseChunk, SseRoom, closing_event_after};
 
-/// Where the fan-out finds rooms by id.
+pub use door::{WsDoor, WsRoom, WsRooms};
+
+/// Where the SSE fan-out finds rooms by id.
 pub trait SseRooms: Send + Sync + 'static {
     /// The room a spectator watches.
     type Room: SseRoom + Clone + Sync;
@@ -55,15 +68,57 @@ pub trait SseRooms: Send + Sync + 'static {
     ) -> impl Future<Output = Option<(Self::Room, ConnMetrics, RoomMetrics)>> + Send;
 }
 
-/// One SSE spectator on the fan-out: its socket and how far it has got.
+/// A room's bytes as one fan-out writes them: its SSE events, or its
+/// WebSocket frames of one format. Everything a shard and the slow path
+/// need of the room goes through here, so one shard code serves both.
+pub trait Feed: Clone + Send + Sync + 'static {
+    /// A keyframe of the room now (whole, ready to write), the tick it
+    /// ends with, and the room's ring from the tick after it; `None` when
+    /// the room has closed.
+    fn resync(
+        &self,
+    ) -> impl Future<Output = Option<(Bytes, u64, broadcast::Receiver<SseChunk>)>> + Send;
+    /// What a spectator gets when a keepalive period passed (an SSE
+    /// comment, a WebSocket ping frame).
+    fn keepalive(&self) -> Bytes;
+    /// The closing words when the room drops its ring, to a spectator
+    /// whose last tick was `after` (0: none).
+    fn closing(&self, after: u64) -> Bytes;
+}
+
+/// The SSE feed of a room: `event:` blocks, `: keepalive` comments and an
+/// `event: error` to close.
+#[derive(Clone)]
+pub struct Events<R>(pub R);
+
+impl<R: SseRoom + Clone + Sync> Feed for Events<R> {
+    async fn resync(&self) -> Option<(Bytes, u64, broadcast::Receiver<SseChunk>)> {
+        let (snapshot, live) = self.0.resync().await?;
+        let tick = last_id(&snapshot)?;
+        Some((snapshot, tick, live))
+    }
+
+    fn keepalive(&self) -> Bytes {
+        KEEPALIVE
+    }
+
+    fn closing(&self, after: u64) -> Bytes {
+        closing_event_after(Some(after).filter(|&t| t > 0), self.0.farewell())
+    }
+}
+
+/// One spectator on the fan-out: its socket and how far it has got.
 pub struct Spectator {
-    conn: Conn,
+    /// Shared with its reader task for a WebSocket spectator.
+    conn: Arc<Conn>,
     /// The last tick written to it whole.
     after: u64,
     /// Its connection gauge (and send counters on the slow path).
     metrics: ConnMetrics,
     /// Its room's resyncs and drops.
     room_metrics: RoomMetrics,
+    /// A WebSocket spectator's mailbox (`None` for SSE, which never talks).
+    talk: Option<talk::Line>,
 }
 
 /// A spectator handed to a shard, with the room's ring from where its
@@ -73,6 +128,15 @@ pub(crate) struct Admission {
     live: broadcast::Receiver<SseChunk>,
 }
 
+/// What a shard's inbox carries.
+pub(crate) enum ToShard {
+    /// A spectator joins the shard.
+    Admit(Admission),
+    /// The spectator with this mailbox id has something to write (or asks
+    /// to be resynced or closed).
+    Mail(u64),
+}
+
 /// The id of the last event in `chunk` (every event has one).
 pub(crate) fn last_id(chunk: &[u8]) -> Option<u64> {
     let mut p = Parser::new();
@@ -80,29 +144,29 @@ pub(crate) fn last_id(chunk: &[u8]) -> Option<u64> {
     p.last_event_id().parse().ok()
 }
 
-/// The shards of every room: per room, one per writer.
-pub struct Fanout<L: SseRooms> {
-    rooms: L,
+/// The shards of every room: per room (and feed), one per writer.
+pub struct Fanout<F: Feed> {
     writers: usize,
     keepalive: Duration,
     next: AtomicUsize,
-    shards: Mutex<HashMap<String, Vec<mpsc::UnboundedSender<Admission>>>>,
+    shards: Mutex<HashMap<String, Vec<mpsc::UnboundedSender<ToShard>>>>,
     /// Every shard and slow-path task still running, so a shutdown whose
     /// grace is over can drop their sockets ([`Handoff::abandon`]).
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    _feed: std::marker::PhantomData<fn() -> F>,
 }
 
-impl<L: SseRooms> Fanout<L> {
-    /// A fan-out over `rooms` with `writers` shards per room (one per core
-    /// is the idea) and a `: keepalive` after `keepalive` without a tick.
-    pub fn new(rooms: L, writers: usize, keepalive: Duration) -> Arc<Self> {
+impl<F: Feed> Fanout<F> {
+    /// A fan-out with `writers` shards per room (one per core is the idea)
+    /// and a keepalive after every `keepalive`.
+    pub fn new(writers: usize, keepalive: Duration) -> Arc<Self> {
         Arc::new(Fanout {
-            rooms,
             writers: writers.max(1),
             keepalive,
             next: AtomicUsize::new(0),
             shards: Mutex::default(),
             tasks: Mutex::default(),
+            _feed: std::marker::PhantomData,
         })
     }
 
@@ -126,54 +190,70 @@ impl<L: SseRooms> Fanout<L> {
 
     fn lock(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, Vec<mpsc::UnboundedSender<Admission>>>> {
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Vec<mpsc::UnboundedSender<ToShard>>>> {
         // A map of senders: valid whatever a panicking holder did.
         self.shards.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Hands `a` to one of `room`'s shards in turn, starting the shard if
-    /// it is not running (a shard ends when its last spectator goes).
-    pub(crate) fn admit(self: &Arc<Self>, id: &str, room: &L::Room, mut a: Admission) {
+    /// Hands `a` to one of the shards of feed `key` in turn, starting the
+    /// shard if it is not running (a shard ends when its last spectator
+    /// goes).
+    pub(crate) fn admit(self: &Arc<Self>, key: &str, feed: &F, a: Admission) {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.writers;
         let mut shards = self.lock();
-        let slots = shards.entry(id.to_string()).or_default();
+        let slots = shards.entry(key.to_string()).or_default();
         if slots.len() < self.writers {
             slots.resize_with(self.writers, || {
                 let (tx, _) = mpsc::unbounded_channel();
                 tx
             });
         }
-        match slots[i].send(a) {
+        let a = match slots[i].send(ToShard::Admit(a)) {
             Ok(()) => return,
-            Err(mpsc::error::SendError(back)) => a = back,
-        }
+            Err(mpsc::error::SendError(back)) => back,
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = tx.send(a);
-        slots[i] = tx;
+        slots[i] = tx.clone();
         drop(shards);
         self.spawn(shard::run(
             self.clone(),
-            id.to_string(),
-            room.clone(),
+            key.to_string(),
+            feed.clone(),
+            tx.downgrade(),
             rx,
             self.keepalive,
         ));
     }
 
-    /// Forgets `id`'s shards that have ended.
-    fn forget_ended(&self, id: &str) {
+    /// Forgets `key`'s shards that have ended.
+    fn forget_ended(&self, key: &str) {
         let mut shards = self.lock();
-        if let Some(slots) = shards.get(id)
+        if let Some(slots) = shards.get(key)
             && slots.iter().all(mpsc::UnboundedSender::is_closed)
         {
-            shards.remove(id);
+            shards.remove(key);
         }
     }
 }
 
 /// The `accept::Handoff` of SSE spectator requests (`GET
 /// /rooms/{room}/events` with no upgrade) onto a [`Fanout`].
-pub struct SseDoor<L: SseRooms>(pub Arc<Fanout<L>>);
+pub struct SseDoor<L: SseRooms> {
+    rooms: Arc<L>,
+    fanout: Arc<Fanout<Events<L::Room>>>,
+}
+
+impl<L: SseRooms> SseDoor<L> {
+    /// A door to `rooms` with `writers` shards per room and a `:
+    /// keepalive` after `keepalive` without a tick.
+    pub fn new(rooms: L, writers: usize, keepalive: Duration) -> Arc<Self> {
+        Arc::new(SseDoor {
+            rooms: Arc::new(rooms),
+            fanout: Fanout::new(writers, keepalive),
+        })
+    }
+}
 
 /// The room id of an SSE request path, if it is one and plain (a
 /// percent-encoded id is left to the router, which decodes it).
@@ -190,12 +270,24 @@ impl<L: SseRooms> Handoff for SseDoor<L> {
     }
 
     fn take(&self, head: Head, conn: Conn) -> Pin<Box<dyn Future<Output = Taken> + Send>> {
-        let fanout = self.0.clone();
-        Box::pin(async move { open(fanout, head, conn).await })
+        let rooms = self.rooms.clone();
+        let fanout = self.fanout.clone();
+        Box::pin(async move {
+            // Finding may wait (a cluster edge's mirror starts with a
+            // keyframe from the room's owner).
+            let found = match events_room(&head.path) {
+                Some(id) => rooms.find(id).await,
+                None => None,
+            };
+            match found {
+                Some(found) => open(fanout, found, head, conn).await,
+                None => Taken::No(conn),
+            }
+        })
     }
 
     fn abandon(&self) {
-        self.0.abandon();
+        self.fanout.abandon();
     }
 }
 
@@ -208,11 +300,13 @@ const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
     access-control-allow-origin: *\r\n\
     connection: close\r\n\r\n";
 
-async fn open<L: SseRooms>(fanout: Arc<Fanout<L>>, head: Head, mut conn: Conn) -> Taken {
+async fn open<R: SseRoom + Clone + Sync>(
+    fanout: Arc<Fanout<Events<R>>>,
+    (room, metrics, room_metrics): (R, ConnMetrics, RoomMetrics),
+    head: Head,
+    mut conn: Conn,
+) -> Taken {
     let Some(id) = events_room(&head.path) else {
-        return Taken::No(conn);
-    };
-    let Some((room, metrics, room_metrics)) = fanout.rooms.find(id).await else {
         return Taken::No(conn);
     };
     let last = head
@@ -244,14 +338,15 @@ async fn open<L: SseRooms>(fanout: Arc<Fanout<L>>, head: Head, mut conn: Conn) -
     }
     drop(out);
     let spectator = Spectator {
-        conn,
+        conn: Arc::new(conn),
         after: after.unwrap_or(0),
         metrics,
         room_metrics,
+        talk: None,
     };
     fanout.admit(
         id,
-        &room,
+        &Events(room),
         Admission {
             spectator,
             live: joined.live,

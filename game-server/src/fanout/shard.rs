@@ -1,13 +1,16 @@
-//! One writer of one room: a task that owns its share of the room's SSE
-//! spectators and, per tick, hands the room's shared bytes to each socket
-//! with one non-blocking write. It is woken once per tick (by the room's
-//! ring), never once per spectator.
+//! One writer of one room's feed: a task that owns its share of the
+//! room's spectators and, per tick, hands the feed's shared bytes to each
+//! socket with one non-blocking write. It is woken once per tick (by the
+//! room's ring), never once per spectator, and besides only by a
+//! WebSocket spectator that has something to write (a pong, a close):
+//! that goes through here, between two frames, so it never cuts into one.
 //!
-//! The ring's receivers count the room's SSE spectators and keep it awake,
+//! The ring's receivers count the room's spectators and keep it awake,
 //! so the shard keeps exactly one per spectator it owns: one it reads
 //! (`lead`) and the others unread (`spare`, which cost a place in the
 //! ring's count and nothing per tick).
 
+use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,15 +20,15 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::{Admission, Fanout, Spectator, SseRooms, last_id, slow};
-use crate::sse::{KEEPALIVE, SseChunk, SseRoom};
+use super::{Admission, Fanout, Feed, Spectator, ToShard, slow};
+use crate::sse::SseChunk;
 
 /// Spectators written between two yields to the runtime (a few hundred
 /// microseconds of writes).
 const BATCH: usize = 128;
 
 /// What a write to one spectator came to.
-enum Wrote {
+pub(super) enum Wrote {
     /// The whole frame.
     Whole,
     /// Part of it or none: the rest goes on in the slow path.
@@ -34,7 +37,7 @@ enum Wrote {
     Gone,
 }
 
-fn write(s: &Spectator, bytes: &Bytes) -> Wrote {
+pub(super) fn write(s: &Spectator, bytes: &Bytes) -> Wrote {
     match s.conn.try_write(bytes) {
         Ok(n) if n == bytes.len() => Wrote::Whole,
         Ok(n) => Wrote::Short(bytes.slice(n..)),
@@ -43,11 +46,15 @@ fn write(s: &Spectator, bytes: &Bytes) -> Wrote {
     }
 }
 
-struct Shard<L: SseRooms> {
-    fanout: Arc<Fanout<L>>,
-    id: String,
-    room: L::Room,
+struct Shard<F: Feed> {
+    fanout: Arc<Fanout<F>>,
+    key: String,
+    feed: F,
+    /// This shard's own inbox, for the mailboxes of its talking spectators.
+    inbox: mpsc::WeakUnboundedSender<ToShard>,
     spectators: Vec<Spectator>,
+    /// Where each talking spectator is in `spectators`, by mailbox id.
+    index: HashMap<u64, usize>,
     /// The ring this shard reads; `None` while it has no spectator.
     lead: Option<broadcast::Receiver<SseChunk>>,
     /// One unread receiver per spectator but one (see the module docs).
@@ -56,31 +63,52 @@ struct Shard<L: SseRooms> {
     last: u64,
 }
 
-impl<L: SseRooms> Shard<L> {
-    /// Gives up the ring place of one spectator that left.
-    fn release(&mut self) {
+impl<F: Feed> Shard<F> {
+    /// Takes spectator `i` out of the shard, giving up its ring place.
+    fn take(&mut self, i: usize) -> Spectator {
+        let s = self.spectators.swap_remove(i);
+        if let Some(t) = &s.talk {
+            self.index.remove(&t.mailbox.id());
+            t.mailbox.home(None);
+        }
+        if let Some(t) = self.spectators.get(i).and_then(|m| m.talk.as_ref()) {
+            self.index.insert(t.mailbox.id(), i);
+        }
         if self.spare.pop().is_none() {
             self.lead = None;
         }
+        s
     }
 
-    /// Spectator `i` leaves for the slow path with `rest` to finish.
+    /// Spectator `i` leaves for the slow path with `rest` to finish. It
+    /// counts as a resync now, as an outbox's overflow does: whatever
+    /// happens next, its backlog is not kept and a keyframe is its next
+    /// frame.
     fn slow_down(&mut self, i: usize, rest: Bytes) {
-        let s = self.spectators.swap_remove(i);
-        self.release();
+        let s = self.take(i);
+        s.room_metrics.resyncs.inc();
         self.fanout.spawn(slow::catch_up(
             self.fanout.clone(),
-            self.id.clone(),
-            self.room.clone(),
+            self.key.clone(),
+            self.feed.clone(),
             s,
             rest,
         ));
     }
 
-    /// Spectator `i`'s peer is gone.
+    /// Spectator `i`'s peer is gone (or it is closed): dropping it closes
+    /// the socket once its reader, if any, lets go too.
     fn gone(&mut self, i: usize) {
-        self.spectators.swap_remove(i);
-        self.release();
+        drop(self.take(i));
+    }
+
+    fn push(&mut self, spectator: Spectator) -> usize {
+        let i = self.spectators.len();
+        if let Some(t) = &spectator.talk {
+            self.index.insert(t.mailbox.id(), i);
+        }
+        self.spectators.push(spectator);
+        i
     }
 
     fn admit(&mut self, a: Admission) {
@@ -91,7 +119,8 @@ impl<L: SseRooms> Shard<L> {
         if self.lead.is_none() {
             self.last = spectator.after;
             self.lead = Some(live);
-            self.spectators.push(spectator);
+            let i = self.push(spectator);
+            self.settle(i);
             return;
         }
         // The ticks this shard already wrote past the spectator's bytes
@@ -110,9 +139,55 @@ impl<L: SseRooms> Shard<L> {
             }
         }
         self.spare.push(live);
-        self.spectators.push(spectator);
-        if let Some(rest) = short {
-            self.slow_down(self.spectators.len() - 1, rest);
+        let i = self.push(spectator);
+        match short {
+            Some(rest) => self.slow_down(i, rest),
+            None => self.settle(i),
+        }
+    }
+
+    /// A talking spectator that just arrived gets this shard as its home,
+    /// and what it posted on the way is written now.
+    fn settle(&mut self, i: usize) {
+        let Some(t) = &self.spectators[i].talk else {
+            return;
+        };
+        let id = t.mailbox.id();
+        if t.mailbox.home(self.inbox.upgrade()) {
+            self.mail(id);
+        }
+    }
+
+    /// Writes what the spectator with mailbox `id` posted: replies, then a
+    /// resync or a close if it asked for one.
+    fn mail(&mut self, id: u64) {
+        let Some(&i) = self.index.get(&id) else {
+            // On the slow path or gone: its next shard writes it.
+            return;
+        };
+        let Some(t) = &self.spectators[i].talk else {
+            return;
+        };
+        let mail = t.mailbox.take();
+        let mut rest: Vec<u8> = Vec::new();
+        for b in &mail.out {
+            if !rest.is_empty() {
+                rest.extend_from_slice(b);
+                continue;
+            }
+            match write(&self.spectators[i], b) {
+                Wrote::Whole => {}
+                Wrote::Short(r) => rest.extend_from_slice(&r),
+                Wrote::Gone => return self.gone(i),
+            }
+        }
+        if mail.close {
+            let s = self.take(i);
+            if !rest.is_empty() {
+                self.fanout.spawn(slow::close(s, rest.into()));
+            }
+        } else if mail.resync || !rest.is_empty() {
+            self.slow_down(i, rest.into());
         }
     }
 
@@ -158,22 +233,25 @@ impl<L: SseRooms> Shard<L> {
     }
 
     fn keepalive(&mut self) {
+        let bytes = self.feed.keepalive();
         let mut i = 0;
         while i < self.spectators.len() {
-            match write(&self.spectators[i], &KEEPALIVE) {
+            match write(&self.spectators[i], &bytes) {
                 Wrote::Whole => i += 1,
-                // A comment cut short still needs finishing first.
+                // A keepalive cut short still needs finishing first.
                 Wrote::Short(rest) => self.slow_down(i, rest),
                 Wrote::Gone => self.gone(i),
             }
         }
     }
 
-    /// The room closed: every spectator gets the closing event, with the
-    /// id of the last tick it got, written under the stall timeout.
+    /// The room closed: every spectator gets the closing words, after the
+    /// last tick it got, written under the stall timeout.
     fn close(&mut self) {
-        for s in self.spectators.drain(..) {
-            self.fanout.spawn(slow::finish(s, self.room.farewell()));
+        while !self.spectators.is_empty() {
+            let s = self.take(self.spectators.len() - 1);
+            let words = self.feed.closing(s.after);
+            self.fanout.spawn(slow::close(s, words));
         }
         self.lead = None;
         self.spare.clear();
@@ -183,11 +261,8 @@ impl<L: SseRooms> Shard<L> {
     /// shared by all its spectators (one resync per shard, not one per
     /// spectator), and the ring from the tick after it.
     async fn resync(&mut self) {
-        let Some((snapshot, live)) = self.room.resync().await else {
+        let Some((snapshot, tick, live)) = self.feed.resync().await else {
             self.close();
-            return;
-        };
-        let Some(tick) = last_id(&snapshot) else {
             return;
         };
         self.lead = Some(live);
@@ -217,20 +292,23 @@ impl<L: SseRooms> Shard<L> {
     }
 }
 
-/// Runs one shard of room `id` until its last spectator leaves or the
+/// Runs one shard of feed `key` until its last spectator leaves or the
 /// room closes.
-pub(crate) async fn run<L: SseRooms>(
-    fanout: Arc<Fanout<L>>,
-    id: String,
-    room: L::Room,
-    mut inbox: mpsc::UnboundedReceiver<Admission>,
+pub(crate) async fn run<F: Feed>(
+    fanout: Arc<Fanout<F>>,
+    key: String,
+    feed: F,
+    me: mpsc::WeakUnboundedSender<ToShard>,
+    mut inbox: mpsc::UnboundedReceiver<ToShard>,
     keepalive: Duration,
 ) {
     let mut shard = Shard {
         fanout,
-        id,
-        room,
+        key,
+        feed,
+        inbox: me,
         spectators: Vec::new(),
+        index: HashMap::new(),
         lead: None,
         spare: Vec::new(),
         last: 0,
@@ -241,8 +319,9 @@ pub(crate) async fn run<L: SseRooms>(
     loop {
         tokio::select! {
             biased;
-            a = inbox.recv(), if open => match a {
-                Some(a) => shard.admit(a),
+            m = inbox.recv(), if open => match m {
+                Some(ToShard::Admit(a)) => shard.admit(a),
+                Some(ToShard::Mail(id)) => shard.mail(id),
                 None => open = false,
             },
             r = async { Some(shard.lead.as_mut()?.recv().await) }, if shard.lead.is_some() => {
@@ -263,13 +342,16 @@ pub(crate) async fn run<L: SseRooms>(
             // one); whatever is queued already is still served.
             inbox.close();
             open = false;
-            while let Ok(a) = inbox.try_recv() {
-                shard.admit(a);
+            while let Ok(m) = inbox.try_recv() {
+                match m {
+                    ToShard::Admit(a) => shard.admit(a),
+                    ToShard::Mail(id) => shard.mail(id),
+                }
             }
             if shard.spectators.is_empty() {
                 break;
             }
         }
     }
-    shard.fanout.forget_ended(&shard.id);
+    shard.fanout.forget_ended(&shard.key);
 }

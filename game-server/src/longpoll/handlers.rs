@@ -37,7 +37,7 @@ impl PolledSession {
             match self.outbox.try_pop_queued() {
                 Some(q) => {
                     st.unsent_since.get_or_insert(q.produced);
-                    st.server.push(q.bytes);
+                    st.server.push(q.whole());
                 }
                 None => break,
             }
@@ -263,7 +263,7 @@ pub async fn poll(
                 if let Some((q, _)) = frame {
                     let mut st = sess.lock();
                     st.unsent_since.get_or_insert(q.produced);
-                    st.server.push(q.bytes);
+                    st.server.push(q.whole());
                 }
                 // None: closed; the next turn answers 404.
             }

@@ -47,6 +47,7 @@ impl RoomTask {
         self.players.len() == 0
             && self.subs.is_empty()
             && self.sse_receivers() == 0
+            && self.ws_live.receivers() == 0
             && self.stats.watchers.load(Ordering::Relaxed) == 0
             && self.pending.is_empty()
             && self.chat.is_empty()
@@ -61,6 +62,7 @@ impl RoomTask {
         self.world.rest();
         self.sse = SseFeed::new(self.config.tick_rate, self.config.spectators.replay);
         self.sse_live = None;
+        self.ws_live.clear();
         self.subs = BTreeMap::new();
         self.pending = Vec::new();
         self.pending_acks = BTreeMap::new();

@@ -102,10 +102,10 @@ fn to_owner(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejec
         .and_then(
             |room: String, full: warp::path::FullPath, query: String, s: AppState| async move {
                 // A WebSocket that says `?role=spectator` is served here,
-                // from the room's mirror (see `mirror_ws`).
+                // from the room's mirror by the fan-out's door (`mirror_ws` answers what it declines).
                 let player = match full.as_str().split('/').nth(3) {
                     Some("sessions") => true,
-                    Some("ws") => !spectator_query(&query),
+                    Some("ws") => !crate::fanout::door::spectator_query(&query),
                     _ => false,
                 };
                 let owner = match &s.cluster {
@@ -137,22 +137,22 @@ fn to_owner(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejec
         )
 }
 
-/// True for a query that says `role=spectator`.
-fn spectator_query(query: &str) -> bool {
-    query.split('&').any(|kv| kv == "role=spectator")
-}
-
 /// `GET /rooms/{room}/ws?role=spectator` for a room another node of the
-/// cluster owns: upgraded here and served from this node's mirror of it.
-/// Rejected (not found) for a room of this node's, without the query or
-/// outside a cluster, so the request goes on to the room's own WebSocket.
+/// cluster owns, when the fan-out's WebSocket door (which serves these
+/// from this node's mirror) declined it: not a handshake (426, pointing at
+/// SSE), no mirror to be had (503 with why, or 404). Rejected (not found)
+/// for a room of this node's, without the query or outside a cluster, so
+/// the request goes on to the room's own WebSocket.
 fn mirror_ws(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("rooms" / String / "ws")
         .and(warp::get())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(with_state(state))
         .and_then(|room: String, query: String, s: AppState| async move {
-            if s.cluster.is_some() && spectator_query(&query) && s.rooms.get(&room).is_none() {
+            if s.cluster.is_some()
+                && crate::fanout::door::spectator_query(&query)
+                && s.rooms.get(&room).is_none()
+            {
                 Ok((room, s))
             } else {
                 Err(warp::reject::not_found())
@@ -160,60 +160,43 @@ fn mirror_ws(state: AppState) -> impl Filter<Extract = (Response,), Error = Reje
         })
         .untuple_one()
         .and(crate::upgrade::upgrade())
-        .and(warp::ext::optional::<crate::accept::Peer>())
         .then(
             |room: String,
              s: AppState,
-             ws: Result<crate::upgrade::Upgrade, crate::upgrade::NotUpgrade>,
-             peer: Option<crate::accept::Peer>| async move {
-                let ws = match ws {
-                    Ok(ws) => ws,
-                    Err(why) => {
-                        let words = format!(
-                            "{why}; without WebSockets, watch over SSE: GET /rooms/{}/events",
-                            protocol::text::sanitize_line(&room, 40)
-                        );
-                        return not_upgrade_in(&why, words);
-                    }
+             ws: Result<crate::upgrade::Upgrade, crate::upgrade::NotUpgrade>| async move {
+                if let Err(why) = ws {
+                    let words = format!(
+                        "{why}; without WebSockets, watch over SSE: GET /rooms/{}/events",
+                        protocol::text::sanitize_line(&room, 40)
+                    );
+                    return not_upgrade_in(&why, words);
+                }
+                let mirror = match &s.cluster {
+                    Some(c) => c.mirrors.get(&room).await,
+                    None => Err(crate::cluster::MirrorError::Unknown(room.clone())),
                 };
-                let Some(c) = s.cluster.clone() else {
-                    return error_reply(
+                match mirror {
+                    Err(e @ crate::cluster::MirrorError::NoKeyframe { .. }) => error_reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "origin_unreachable",
+                        e.to_string(),
+                    ),
+                    Err(crate::cluster::MirrorError::Unknown(_)) => error_reply(
                         StatusCode::NOT_FOUND,
                         "unknown_room",
                         crate::http::unknown_room_message(&room),
-                    );
-                };
-                let (mirror, owner) = match (c.mirrors.get(&room).await, c.owner(&room)) {
-                    (Ok(m), Some(owner)) => (m, owner),
-                    (Err(e @ crate::cluster::MirrorError::NoKeyframe { .. }), _) => {
-                        return error_reply(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "origin_unreachable",
-                            e.to_string(),
-                        );
-                    }
-                    _ => {
-                        return error_reply(
-                            StatusCode::NOT_FOUND,
-                            "unknown_room",
-                            crate::http::unknown_room_message(&room),
-                        );
-                    }
-                };
-                let max = s.limits.ws_max_message;
-                let ctx = crate::cluster::ws::WsSpectatorContext {
-                    metrics: s.metrics.conn(Transport::Ws, &room),
-                    room_metrics: s.metrics.room(&room),
-                    room,
-                    owner,
-                    shutdown: s.shutdown,
-                    limits: s.limits,
-                    counters: s.counters,
-                    peer: peer.map(|p| p.0),
-                };
-                ws.max_message_size(max)
-                    .max_frame_size(max)
-                    .on_upgrade(move |socket| crate::cluster::ws::serve(socket, mirror, ctx))
+                    ),
+                    // The door takes only plain room ids (the router
+                    // decodes a percent-encoded one).
+                    Ok(_) => error_reply(
+                        StatusCode::NOT_FOUND,
+                        "unknown_room",
+                        format!(
+                            "{}; spell the room id without percent-encoding",
+                            crate::http::unknown_room_message(&room)
+                        ),
+                    ),
+                }
             },
         )
 }
@@ -347,16 +330,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
                     Ok(ws) => ws,
                     Err(why) => return not_upgrade(&room.config.id, &why),
                 };
-                let max = s.limits.ws_max_message;
                 let ctx = crate::ws::WsContext {
                     shutdown: s.shutdown,
                     limits: s.limits,
                     counters: s.counters,
                     peer: peer.map(|p| p.0),
                 };
-                ws.max_message_size(max)
-                    .max_frame_size(max)
-                    .on_upgrade(move |socket| crate::ws::serve(socket, room, ctx))
+                ws.on_upgrade(move |io| crate::ws::serve(io, Vec::new(), room, ctx))
             },
         );
 
@@ -544,19 +524,4 @@ fn not_upgrade_in(why: &crate::upgrade::NotUpgrade, words: String) -> Response {
         warp::http::HeaderValue::from_static("13"),
     );
     r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::spectator_query;
-
-    #[test]
-    fn only_role_spectator_in_the_query_says_spectator() {
-        assert!(spectator_query("role=spectator"));
-        assert!(spectator_query("a=1&role=spectator"));
-        assert!(!spectator_query(""));
-        assert!(!spectator_query("role=player"));
-        assert!(!spectator_query("role=spectators"));
-        assert!(!spectator_query("xrole=spectator"));
-    }
 }
