@@ -44,10 +44,7 @@ impl SseRooms for Rooms {
     type Room = RoomHandle;
 
     async fn find(&self, id: &str) -> Option<(RoomHandle, ConnMetrics, RoomMetrics)> {
-        let room = self.get(id)?;
-        let conn = room.metrics.conn(Transport::Sse, &room.config.id);
-        let overflows = room.room_metrics.clone();
-        Some((room, conn, overflows))
+        local(self, id, Transport::Sse)
     }
 }
 
@@ -255,11 +252,21 @@ impl WsRooms for Rooms {
         id: &str,
         _spectators_only: bool,
     ) -> Option<(RoomHandle, ConnMetrics, RoomMetrics)> {
-        let room = self.get(id)?;
-        let conn = room.metrics.conn(Transport::Ws, &room.config.id);
-        let overflows = room.room_metrics.clone();
-        Some((room, conn, overflows))
+        local(self, id, Transport::Ws)
     }
+}
+
+/// This node's room `id`, with the metric handles of one more spectator
+/// over `transport` (its gauge and sends, the room's resyncs).
+fn local(
+    rooms: &Rooms,
+    id: &str,
+    transport: Transport,
+) -> Option<(RoomHandle, ConnMetrics, RoomMetrics)> {
+    let room = rooms.get(id)?;
+    let conn = room.metrics.conn(transport, &room.config.id);
+    let overflows = room.room_metrics.clone();
+    Some((room, conn, overflows))
 }
 
 impl WatchedRoom for RoomHandle {

@@ -6,9 +6,9 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use common::{RawWs, WAIT, server, small_window};
+use common::{RawWs, WAIT, server, small_window, ws_recv as recv};
 use futures_util::{SinkExt, StreamExt};
-use protocol::codec::{decode, encode};
+use protocol::codec::encode;
 use protocol::*;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -44,36 +44,6 @@ fn hello(name: &str, role: Role, token: Option<String>) -> ClientMsg {
         role,
         token,
     })
-}
-
-/// The next server message (skipping control frames), checking that its
-/// frame type is the session's; `Err` with the close `(code, reason)`.
-async fn recv<S>(ws: &mut WebSocketStream<S>, f: Format) -> Result<ServerMsg, (u16, String)>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    loop {
-        let m = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("timed out")
-            .expect("stream ended")
-            .unwrap();
-        match m {
-            Message::Text(t) => {
-                assert_eq!(f, Format::Json, "text frame on a bincode session");
-                return Ok(decode(f, t.as_bytes()).unwrap());
-            }
-            Message::Binary(b) => {
-                assert_eq!(f, Format::Bincode, "binary frame on a JSON session");
-                return Ok(decode(f, &b).unwrap());
-            }
-            Message::Close(c) => {
-                let c = c.expect("close frame with a code");
-                return Err((u16::from(c.code), c.reason.to_string()));
-            }
-            _ => continue,
-        }
-    }
 }
 
 /// A spectator that got its welcome.

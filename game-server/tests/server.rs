@@ -2,9 +2,13 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::ws_recv as recv;
+
 use futures_util::{SinkExt, StreamExt};
 use game_server::{RunningServer, ServerConfig, start};
-use protocol::codec::{decode, encode};
+use protocol::codec::encode;
 use protocol::*;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -138,32 +142,6 @@ async fn send(ws: &mut Ws, f: Format, msg: &ClientMsg) {
         Format::Bincode => Message::binary(b),
     };
     ws.send(m).await.unwrap();
-}
-
-/// Next server message (skipping WebSocket pings); `Err` with the close frame.
-async fn recv(ws: &mut Ws, f: Format) -> Result<ServerMsg, (u16, String)> {
-    loop {
-        let m = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("timed out")
-            .expect("stream ended")
-            .unwrap();
-        match m {
-            Message::Text(t) => {
-                assert_eq!(f, Format::Json, "text frame on a bincode session");
-                return Ok(decode(f, t.as_bytes()).unwrap());
-            }
-            Message::Binary(b) => {
-                assert_eq!(f, Format::Bincode, "binary frame on a JSON session");
-                return Ok(decode(f, &b).unwrap());
-            }
-            Message::Close(c) => {
-                let c = c.expect("close frame with a code");
-                return Err((u16::from(c.code), c.reason.to_string()));
-            }
-            _ => continue,
-        }
-    }
 }
 
 fn hello(name: &str, token: Option<String>) -> ClientMsg {

@@ -375,3 +375,41 @@ pub async fn small_window(addr: SocketAddr) -> TcpStream {
     sock.set_recv_buffer_size(4096).unwrap();
     sock.connect(addr).await.unwrap()
 }
+
+/// The next server message of a WebSocket session (skipping pings and
+/// pongs), decoded in `f`, whose frame type it must have; `Err` with the
+/// close frame's `(code, reason)`.
+pub async fn ws_recv<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    f: protocol::Format,
+) -> Result<protocol::ServerMsg, (u16, String)>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let m = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("timed out")
+            .expect("stream ended")
+            .unwrap();
+        match m {
+            Message::Text(t) => {
+                assert_eq!(f, protocol::Format::Json, "text frame on a bincode session");
+                return Ok(protocol::codec::decode(f, t.as_bytes()).unwrap());
+            }
+            Message::Binary(b) => {
+                assert_eq!(
+                    f,
+                    protocol::Format::Bincode,
+                    "binary frame on a JSON session"
+                );
+                return Ok(protocol::codec::decode(f, &b).unwrap());
+            }
+            Message::Close(c) => {
+                let c = c.expect("close frame with a code");
+                return Err((u16::from(c.code), c.reason.to_string()));
+            }
+            _ => continue,
+        }
+    }
+}
