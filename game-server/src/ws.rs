@@ -297,9 +297,10 @@ async fn run<S: Io>(
                     metrics.sent.sent(1, len, q.produced);
                 }
                 // The room closed our outbox: replaced by a resume elsewhere, or shutting down.
-                // `biased` alone does not make the shutdown branch win: `watch::wait_for`
-                // is under tokio's cooperative budget and answers Pending when the task
-                // has spent it, even with the flag set, so ask the flag itself.
+                // The reason comes from the flag itself, not from which branch won, so it
+                // is right whatever woke the task. (Not tokio's cooperative budget, as once
+                // thought: tokio 1.54's `select!` answers Pending as a whole once the budget
+                // is spent, so a `biased` shutdown branch cannot lose to it that way.)
                 None => {
                     let reason = if *shutdown.borrow() {
                         Refusal::ShuttingDown.to_string()

@@ -472,9 +472,7 @@ impl MirrorTask {
             }
         };
         // The flag itself says whether the server is shutting down, not
-        // which branch won: `biased` alone does not make the shutdown
-        // branch win, as `watch::wait_for` answers Pending once the task
-        // has spent tokio's cooperative budget, even with the flag set.
+        // which branch won, so the reason is right whatever woke the task.
         // Shutting down, the streams end with the default farewell.
         if !*shutdown.borrow()
             && let Some(why) = ended
