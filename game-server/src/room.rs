@@ -15,7 +15,7 @@
 //! the players in `session`, the rules in `sim`.
 
 mod idle;
-mod wsring;
+pub(crate) mod wsring;
 
 use idle::{CLOSE_RETRY, until};
 pub use idle::{IdleClose, LeaveRegistry};

@@ -35,9 +35,10 @@ use super::wire::{self, Keyframe, RoomFrames};
 use crate::SpectatorConfig;
 use crate::clock::now_us;
 use crate::room::WsSpectating;
+use crate::room::wsring::{WsRings, slot, tick_frames};
 use crate::sse::feed::SseFeed;
 use crate::sse::{Spectating, SseChunk, SseRoom};
-use crate::upgrade::{data_frame, data_opcode, push_frame};
+use crate::upgrade::data_frame;
 use crate::watch::stream::{FrameCache, WatchedRoom};
 
 /// How often a mirror with spectators tells the origin it still wants the
@@ -315,7 +316,7 @@ impl Mirrors {
             handles: commands.downgrade(),
             shared: shared.clone(),
             sse: SseFeed::new(keyframe.welcome.tick_rate, self.spectators.replay),
-            ws: [None, None],
+            ws: WsRings::default(),
             ws_keys: [None, None],
             chat: Vec::new(),
             ring_tick: keyframe.snapshot.tick,
@@ -364,7 +365,7 @@ struct MirrorTask {
     sse: SseFeed,
     /// The WebSocket spectators' rings, per format (JSON, bincode): each
     /// frame is encoded once per format in use, not once per spectator.
-    ws: [Option<broadcast::Sender<SseChunk>>; 2],
+    ws: WsRings,
     /// Chat that came on its own, after its tick: it goes with the next.
     chat: Vec<ChatLine>,
     /// The keyframe of the world now, per format, once a spectator asked.
@@ -388,14 +389,6 @@ struct MirrorTask {
     asking: bool,
     answers_tx: mpsc::Sender<Result<Keyframe, String>>,
     idle_since: Option<Instant>,
-}
-
-/// The ring slot of a format.
-fn slot(format: Format) -> usize {
-    match format {
-        Format::Json => 0,
-        Format::Bincode => 1,
-    }
 }
 
 /// Why a mirror ends its streams when it stops for a reason of its own
@@ -494,23 +487,12 @@ impl MirrorTask {
             .get_or_insert_with(|| broadcast::Sender::new(queue))
     }
 
-    fn ws_ring(&mut self, format: Format) -> &broadcast::Sender<SseChunk> {
-        let queue = self.queue;
-        self.ws[slot(format)].get_or_insert_with(|| broadcast::Sender::new(queue))
-    }
-
     fn receivers(&self) -> usize {
         let sse = self
             .live
             .as_ref()
             .map_or(0, broadcast::Sender::receiver_count);
-        let ws: usize = self
-            .ws
-            .iter()
-            .flatten()
-            .map(broadcast::Sender::receiver_count)
-            .sum();
-        sse + ws
+        sse + self.ws.receivers()
     }
 
     fn world(&self) -> Arc<WorldState> {
@@ -546,7 +528,7 @@ impl MirrorTask {
                 }));
                 let mut preamble = data_frame(format, &encode(format, &welcome)).to_vec();
                 preamble.extend_from_slice(&self.ws_keyframe(format, &world));
-                let live = self.ws_ring(format).subscribe();
+                let live = self.ws.subscribe(format, self.queue);
                 let _ = reply.send(WsSpectating {
                     preamble: preamble.into(),
                     tick: world.tick,
@@ -555,7 +537,7 @@ impl MirrorTask {
             }
             MirrorCmd::WsResync { format, reply } => {
                 let preamble = self.ws_keyframe(format, &world);
-                let live = self.ws_ring(format).subscribe();
+                let live = self.ws.subscribe(format, self.queue);
                 let _ = reply.send(WsSpectating {
                     preamble,
                     tick: world.tick,
@@ -614,29 +596,28 @@ impl MirrorTask {
         }
     }
 
-    /// One tick's messages to the WebSocket spectators (the tick or a
+    /// One tick's frames to the WebSocket spectators (the tick or a
     /// snapshot, then its chat lines): encoded and framed once per format
-    /// that has any, as one chunk of the format's ring.
-    fn send_ws(&self, tick: u64, msgs: &[ServerMsg]) {
+    /// that has any, as one chunk of the format's ring (as a room does).
+    fn send_ws(&self, tick: u64, first: &ServerMsg, chat: &[ChatLine]) {
         let produced = Instant::now();
-        for (i, ring) in self.ws.iter().enumerate() {
-            let Some(ring) = ring.as_ref().filter(|r| r.receiver_count() > 0) else {
+        for format in [Format::Json, Format::Bincode] {
+            if !self.ws.wanted(format) {
                 continue;
-            };
-            let format = if i == 0 {
-                Format::Json
-            } else {
-                Format::Bincode
-            };
-            let mut bytes = Vec::new();
-            for m in msgs {
-                push_frame(&mut bytes, data_opcode(format), &encode(format, m));
             }
-            let _ = ring.send(SseChunk {
-                tick,
-                bytes: bytes.into(),
-                produced,
-            });
+            let chat: Vec<Bytes> = chat
+                .iter()
+                .map(|c| encode(format, &ServerMsg::Chat(c.clone())))
+                .collect();
+            let bytes = tick_frames(format, &encode(format, first), &chat);
+            self.ws.send(
+                format,
+                SseChunk {
+                    tick,
+                    bytes,
+                    produced,
+                },
+            );
         }
     }
 
@@ -651,10 +632,7 @@ impl MirrorTask {
                     if let Some(bytes) = self.sse.tick(watching, &frame, &chat) {
                         self.send(frame.tick, bytes);
                     }
-                    let tick = frame.tick;
-                    let mut msgs = vec![ServerMsg::Tick(frame)];
-                    msgs.extend(chat.into_iter().map(ServerMsg::Chat));
-                    self.send_ws(tick, &msgs);
+                    self.send_ws(frame.tick, &ServerMsg::Tick(frame), &chat);
                     if let Some(s) = self.replica.state() {
                         self.world_tx.send_replace(Arc::new(s.clone()));
                     }
@@ -676,7 +654,7 @@ impl MirrorTask {
                     self.send(snapshot.tick, bytes);
                     let tick = snapshot.tick;
                     let state = snapshot.state.clone();
-                    self.send_ws(tick, &[ServerMsg::Snapshot(snapshot)]);
+                    self.send_ws(tick, &ServerMsg::Snapshot(snapshot), &[]);
                     self.world_tx.send_replace(Arc::new(state));
                     tracing::debug!(tick, "resynced");
                 }
@@ -811,6 +789,6 @@ impl MirrorTask {
             .unwrap_or_else(|e| e.into_inner()) = Some(why);
         // Spectators read what is queued, then the end of their ring.
         self.live = None;
-        self.ws = [None, None];
+        self.ws.clear();
     }
 }

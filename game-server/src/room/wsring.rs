@@ -13,11 +13,11 @@ use crate::sse::SseChunk;
 /// The rings, made when a format's first spectator arrives and dropped
 /// while the room sleeps.
 #[derive(Debug, Default)]
-pub(super) struct WsRings {
+pub(crate) struct WsRings {
     live: [Option<broadcast::Sender<SseChunk>>; 2],
 }
 
-fn slot(f: Format) -> usize {
+pub(crate) fn slot(f: Format) -> usize {
     match f {
         Format::Json => 0,
         Format::Bincode => 1,
@@ -26,7 +26,7 @@ fn slot(f: Format) -> usize {
 
 impl WsRings {
     /// Spectators reading either ring now.
-    pub(super) fn receivers(&self) -> usize {
+    pub(crate) fn receivers(&self) -> usize {
         self.live
             .iter()
             .flatten()
@@ -35,7 +35,7 @@ impl WsRings {
     }
 
     /// Whether `format`'s ring has a reader (its frames are built only then).
-    pub(super) fn wanted(&self, format: Format) -> bool {
+    pub(crate) fn wanted(&self, format: Format) -> bool {
         self.live[slot(format)]
             .as_ref()
             .is_some_and(|s| s.receiver_count() > 0)
@@ -43,7 +43,7 @@ impl WsRings {
 
     /// A reader of `format`'s ring from the next tick, making the ring if
     /// it has none yet.
-    pub(super) fn subscribe(
+    pub(crate) fn subscribe(
         &mut self,
         format: Format,
         queue: usize,
@@ -54,7 +54,7 @@ impl WsRings {
     }
 
     /// Sends one tick's frames to `format`'s readers.
-    pub(super) fn send(&self, format: Format, chunk: SseChunk) {
+    pub(crate) fn send(&self, format: Format, chunk: SseChunk) {
         if let Some(s) = &self.live[slot(format)] {
             // No reader left since `wanted`: nothing to do.
             let _ = s.send(chunk);
@@ -62,13 +62,13 @@ impl WsRings {
     }
 
     /// Drops both rings (the room sleeps: nobody reads them).
-    pub(super) fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.live = [None, None];
     }
 }
 
 /// One tick's frames for one format: the tick, then each chat line.
-pub(super) fn tick_frames(format: Format, tick: &Bytes, chat: &[Bytes]) -> Bytes {
+pub(crate) fn tick_frames(format: Format, tick: &Bytes, chat: &[Bytes]) -> Bytes {
     let len = tick.len() + 10 + chat.iter().map(|c| c.len() + 10).sum::<usize>();
     let mut out = Vec::with_capacity(len);
     let op = crate::upgrade::data_opcode(format);
