@@ -326,11 +326,7 @@ async fn hostile_frames_from_a_spectator_get_their_close_codes() {
     for (f, m, want) in cases {
         let mut ws = spectator(s.local_addr, "lobby", f).await;
         ws.send(m).await.unwrap();
-        let code = loop {
-            if let Err((code, _)) = recv(&mut ws, f).await {
-                break code;
-            }
-        };
+        let code = closed(&mut ws, f).await;
         assert_eq!(code, want);
     }
     let c = s.counters.snapshot();
@@ -351,16 +347,26 @@ async fn hostile_frames_from_a_spectator_get_their_close_codes() {
             break;
         }
     }
-    let code = loop {
-        if let Err((code, _)) = recv(&mut ws, Format::Json).await {
-            break code;
-        }
-    };
+    let code = closed(&mut ws, Format::Json).await;
     assert_eq!(code, 1008);
     let mut other = spectator(s.local_addr, "lobby", Format::Json).await;
     follow(&mut other, Format::Json, 3, &mut None).await;
     s.shutdown().await;
     s2.shutdown().await;
+}
+
+/// The close code, after whatever frames come first (bounded as a whole:
+/// ticks keep coming while it waits).
+async fn closed(ws: &mut Ws, f: Format) -> u16 {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Err((code, _)) = recv(ws, f).await {
+                return code;
+            }
+        }
+    })
+    .await
+    .expect("no close frame in time")
 }
 
 /// A text frame whose payload is not UTF-8.

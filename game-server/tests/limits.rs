@@ -65,15 +65,21 @@ async fn next_msg(ws: &mut Ws) -> Result<ServerMsg, (u16, String)> {
 }
 
 /// Reads until the close frame; returns it and every error message before.
+/// Ticks keep coming while it waits, so the wait is bounded as a whole.
 async fn until_close(ws: &mut Ws) -> ((u16, String), Vec<protocol::ErrorMsg>) {
     let mut errors = Vec::new();
-    loop {
-        match next_msg(ws).await {
-            Ok(ServerMsg::Error(e)) => errors.push(e),
-            Ok(_) => continue,
-            Err(close) => return (close, errors),
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match next_msg(ws).await {
+                Ok(ServerMsg::Error(e)) => errors.push(e),
+                Ok(_) => continue,
+                Err(close) => return close,
+            }
         }
-    }
+    })
+    .await
+    .expect("no close frame in time");
+    (closed, errors)
 }
 
 /// Follows `n` ticks of a JSON session; panics on a gap or a keyframe

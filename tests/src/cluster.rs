@@ -470,7 +470,10 @@ impl WsSpectator {
 
     /// Reads until the server closes; returns its close frame.
     pub async fn until_closed(&mut self) -> Option<(u16, String)> {
-        while self.next().await.is_some() {}
+        // Ticks keep coming while it waits: bounded as a whole.
+        tokio::time::timeout(WAIT, async { while self.next().await.is_some() {} })
+            .await
+            .expect("the socket closes within the wait");
         self.closed.clone()
     }
 }

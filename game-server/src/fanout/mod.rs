@@ -226,14 +226,27 @@ impl<F: Feed> Fanout<F> {
         ));
     }
 
-    /// Forgets `key`'s shards that have ended.
-    fn forget_ended(&self, key: &str) {
+    /// A shard of `key` with no spectator left asks to end: the next
+    /// message already in its `inbox` if there is one (a spectator on its
+    /// way, to be served first), else `None`, and from then on the shard's
+    /// place takes no one (the next spectator starts a new shard).
+    ///
+    /// Decided under the lock [`Self::admit`] sends under, so no spectator
+    /// is queued to a shard after it ended; closing the inbox first and
+    /// serving what was queued would leave a shard running that no
+    /// spectator's reply (a pong, a close) ever reaches.
+    fn retire(&self, key: &str, inbox: &mut mpsc::UnboundedReceiver<ToShard>) -> Option<ToShard> {
         let mut shards = self.lock();
+        if let Ok(m) = inbox.try_recv() {
+            return Some(m);
+        }
+        inbox.close();
         if let Some(slots) = shards.get(key)
             && slots.iter().all(mpsc::UnboundedSender::is_closed)
         {
             shards.remove(key);
         }
+        None
     }
 }
 

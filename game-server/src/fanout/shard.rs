@@ -146,6 +146,13 @@ impl<F: Feed> Shard<F> {
         }
     }
 
+    fn handle(&mut self, m: ToShard) {
+        match m {
+            ToShard::Admit(a) => self.admit(a),
+            ToShard::Mail(id) => self.mail(id),
+        }
+    }
+
     /// A talking spectator that just arrived gets this shard as its home,
     /// and what it posted on the way is written now.
     fn settle(&mut self, i: usize) {
@@ -315,13 +322,13 @@ pub(crate) async fn run<F: Feed>(
     };
     let mut ticker = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // False once every sender is gone (the fan-out forgot this shard).
     let mut open = true;
     loop {
         tokio::select! {
             biased;
             m = inbox.recv(), if open => match m {
-                Some(ToShard::Admit(a)) => shard.admit(a),
-                Some(ToShard::Mail(id)) => shard.mail(id),
+                Some(m) => shard.handle(m),
                 None => open = false,
             },
             r = async { Some(shard.lead.as_mut()?.recv().await) }, if shard.lead.is_some() => {
@@ -337,21 +344,172 @@ pub(crate) async fn run<F: Feed>(
             }
             _ = ticker.tick() => shard.keepalive(),
         }
-        if shard.spectators.is_empty() {
-            // Take no more (the fan-out starts a new shard for the next
-            // one); whatever is queued already is still served.
-            inbox.close();
-            open = false;
-            while let Ok(m) = inbox.try_recv() {
-                match m {
-                    ToShard::Admit(a) => shard.admit(a),
-                    ToShard::Mail(id) => shard.mail(id),
-                }
-            }
-            if shard.spectators.is_empty() {
-                break;
+        // The last spectator left: end, unless one is on its way. The
+        // fan-out decides under its lock, where it hands spectators out,
+        // so none is handed to this shard once it has said it ends; a
+        // spectator that was already queued is served, and the shard
+        // keeps reading its inbox for it (its replies come that way).
+        while shard.spectators.is_empty() {
+            match shard.fanout.retire(&shard.key, &mut inbox) {
+                Some(m) => shard.handle(m),
+                None => return,
             }
         }
     }
-    shard.fanout.forget_ended(&shard.key);
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, OpCode};
+
+    use super::*;
+    use crate::accept::{Conn, Lingering};
+    use crate::conn::Connection;
+    use crate::fanout::talk::{self, Chat, Rules};
+    use crate::limits::{Counters, Limits};
+    use crate::metrics::{Metrics, Transport};
+
+    /// A room that never ticks.
+    #[derive(Clone)]
+    struct Still(broadcast::Sender<SseChunk>);
+
+    impl Feed for Still {
+        async fn resync(&self) -> Option<(Bytes, u64, broadcast::Receiver<SseChunk>)> {
+            Some((Bytes::new(), 0, self.0.subscribe()))
+        }
+        fn keepalive(&self) -> Bytes {
+            Bytes::new()
+        }
+        fn closing(&self, _after: u64) -> Bytes {
+            Bytes::new()
+        }
+    }
+
+    struct Nobody;
+
+    impl Chat for Nobody {
+        fn chat(&self, _text: String) -> Result<(), protocol::ErrorMsg> {
+            Ok(())
+        }
+    }
+
+    /// A masked client control frame.
+    fn client_frame(c: Control, payload: &[u8]) -> Vec<u8> {
+        let mask = [3u8, 1, 4, 1];
+        let header = FrameHeader {
+            opcode: OpCode::Control(c),
+            mask: Some(mask),
+            ..FrameHeader::default()
+        };
+        let mut out = Vec::new();
+        header.format(payload.len() as u64, &mut out).unwrap();
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    /// A WebSocket spectator (past its handshake) whose reader runs and
+    /// has read `early`; the client's end of its socket.
+    async fn talking(
+        metrics: &Metrics,
+        early: Vec<u8>,
+    ) -> (Spectator, TcpStream, tokio::task::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let limits = Arc::new(Limits::default());
+        let counters = Arc::new(Counters::default());
+        let conn = Arc::new(Conn::new(
+            server,
+            None,
+            limits.write_stall_timeout,
+            counters.clone(),
+            Lingering::new(4),
+        ));
+        let (line, ear) = talk::line();
+        let rules = Rules {
+            format: protocol::Format::Json,
+            conn: Connection::new(
+                0,
+                true,
+                limits.clone(),
+                counters.clone(),
+                std::time::Instant::now(),
+            ),
+            limits,
+            counters,
+            room: Nobody,
+        };
+        let reader = tokio::spawn(talk::read(conn.clone(), ear, rules, early));
+        let spectator = Spectator {
+            conn,
+            after: 0,
+            metrics: metrics.conn(Transport::Ws, "r"),
+            room_metrics: metrics.room("r"),
+            talk: Some(line),
+        };
+        (spectator, client, reader)
+    }
+
+    /// Regression: a spectator queued to a shard just as its last one
+    /// left used to be served by a shard that had closed its inbox, so
+    /// nothing it said (a ping, a close) was ever answered. Found as a
+    /// test that hung under load; here the order is forced: the shard
+    /// starts with A, who has already said goodbye, and B queued behind.
+    #[tokio::test]
+    async fn a_spectator_queued_as_the_last_one_leaves_is_still_answered() {
+        let metrics = Metrics::new();
+        let (tx, _keep) = broadcast::channel(16);
+        let feed = Still(tx.clone());
+        let fanout = Fanout::new(1, Duration::from_secs(3600));
+
+        let (a, mut client_a, reader_a) = talking(
+            &metrics,
+            client_frame(Control::Close, &1000u16.to_be_bytes()),
+        )
+        .await;
+        // A's reader has posted its close (no shard holds A yet).
+        reader_a.await.unwrap();
+        let (b, mut client_b, _reader_b) = talking(&metrics, Vec::new()).await;
+        let live = || tx.subscribe();
+        fanout.admit(
+            "k",
+            &feed,
+            Admission {
+                spectator: a,
+                live: live(),
+            },
+        );
+        fanout.admit(
+            "k",
+            &feed,
+            Admission {
+                spectator: b,
+                live: live(),
+            },
+        );
+
+        let wait = Duration::from_secs(30);
+        let mut got = Vec::new();
+        tokio::time::timeout(wait, client_a.read_to_end(&mut got))
+            .await
+            .expect("A is closed")
+            .unwrap();
+        assert_eq!(&got[..2], &[0x88, 0x02], "A gets its close frame");
+
+        client_b
+            .write_all(&client_frame(Control::Ping, b"hi"))
+            .await
+            .unwrap();
+        let mut pong = [0u8; 4];
+        tokio::time::timeout(wait, client_b.read_exact(&mut pong))
+            .await
+            .expect("B's ping is answered")
+            .unwrap();
+        assert_eq!(pong, [0x8A, 0x02, b'h', b'i']);
+    }
 }
