@@ -322,6 +322,7 @@ async fn open<R: WsRoom>(
         metrics,
         room_metrics,
         talk: Some(line),
+        slice: 0,
     };
     let key = match format {
         Format::Json => format!("{id} json"),

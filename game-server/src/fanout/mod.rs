@@ -119,6 +119,9 @@ pub struct Spectator {
     room_metrics: RoomMetrics,
     /// A WebSocket spectator's mailbox (`None` for SSE, which never talks).
     talk: Option<talk::Line>,
+    /// The slice of the keepalive period its keepalive is written in (set
+    /// by the shard that holds it).
+    slice: u8,
 }
 
 /// A spectator handed to a shard, with the room's ring from where its
@@ -356,6 +359,7 @@ async fn open<R: SseRoom + Clone + Sync>(
         metrics,
         room_metrics,
         talk: None,
+        slice: 0,
     };
     fanout.admit(
         id,

@@ -27,6 +27,12 @@ use crate::sse::SseChunk;
 /// microseconds of writes).
 const BATCH: usize = 128;
 
+/// A keepalive period is cut in this many slices, and each spectator gets
+/// its keepalive in its own: a big shard's pings, and the pongs that come
+/// back and wake each spectator's reader, are spread over the period
+/// instead of landing all at once between two ticks.
+const SLICES: u8 = 8;
+
 /// What a write to one spectator came to.
 pub(super) enum Wrote {
     /// The whole frame.
@@ -61,6 +67,9 @@ struct Shard<F: Feed> {
     spare: Vec<broadcast::Receiver<SseChunk>>,
     /// The last tick the shard wrote.
     last: u64,
+    /// The keepalive slice due next, and the slice the next spectator gets.
+    beat: u8,
+    next_slice: u8,
 }
 
 impl<F: Feed> Shard<F> {
@@ -102,7 +111,9 @@ impl<F: Feed> Shard<F> {
         drop(self.take(i));
     }
 
-    fn push(&mut self, spectator: Spectator) -> usize {
+    fn push(&mut self, mut spectator: Spectator) -> usize {
+        spectator.slice = self.next_slice;
+        self.next_slice = (self.next_slice + 1) % SLICES;
         let i = self.spectators.len();
         if let Some(t) = &spectator.talk {
             self.index.insert(t.mailbox.id(), i);
@@ -239,10 +250,18 @@ impl<F: Feed> Shard<F> {
         }
     }
 
+    /// One slice of the keepalive period passed: its spectators get their
+    /// keepalive.
     fn keepalive(&mut self) {
+        let slice = self.beat;
+        self.beat = (self.beat + 1) % SLICES;
         let bytes = self.feed.keepalive();
         let mut i = 0;
         while i < self.spectators.len() {
+            if self.spectators[i].slice != slice {
+                i += 1;
+                continue;
+            }
             match write(&self.spectators[i], &bytes) {
                 Wrote::Whole => i += 1,
                 // A keepalive cut short still needs finishing first.
@@ -319,8 +338,11 @@ pub(crate) async fn run<F: Feed>(
         lead: None,
         spare: Vec::new(),
         last: 0,
+        beat: 0,
+        next_slice: 0,
     };
-    let mut ticker = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
+    let slice = (keepalive / u32::from(SLICES)).max(Duration::from_millis(1));
+    let mut ticker = tokio::time::interval_at(Instant::now() + slice, slice);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // False once every sender is gone (the fan-out forgot this shard).
     let mut open = true;
@@ -381,7 +403,7 @@ mod tests {
             Some((Bytes::new(), 0, self.0.subscribe()))
         }
         fn keepalive(&self) -> Bytes {
-            Bytes::new()
+            Bytes::from_static(b"k")
         }
         fn closing(&self, _after: u64) -> Bytes {
             Bytes::new()
@@ -451,6 +473,7 @@ mod tests {
             metrics: metrics.conn(Transport::Ws, "r"),
             room_metrics: metrics.room("r"),
             talk: Some(line),
+            slice: 0,
         };
         (spectator, client, reader)
     }
@@ -511,5 +534,98 @@ mod tests {
             .expect("B's ping is answered")
             .unwrap();
         assert_eq!(pong, [0x8A, 0x02, b'h', b'i']);
+    }
+
+    /// An SSE-like spectator (one that never talks) and its client end,
+    /// non-blocking (read by plain system calls, no runtime needed).
+    async fn silent(metrics: &Metrics) -> (Spectator, std::net::TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let conn = Conn::new(
+            server,
+            None,
+            Duration::from_secs(10),
+            Arc::new(Counters::default()),
+            Lingering::new(4),
+        );
+        let spectator = Spectator {
+            conn: Arc::new(conn),
+            after: 0,
+            metrics: metrics.conn(Transport::Sse, "r"),
+            room_metrics: metrics.room("r"),
+            talk: None,
+            slice: 0,
+        };
+        (spectator, client.into_std().unwrap())
+    }
+
+    /// Bytes that have arrived at each client, without waiting.
+    fn arrived(clients: &[std::net::TcpStream]) -> Vec<usize> {
+        use std::io::Read;
+        clients
+            .iter()
+            .map(|mut c| {
+                let mut buf = [0u8; 16];
+                match c.read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => 0,
+                    Err(e) => panic!("{e}"),
+                }
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn keepalives_are_spread_over_the_period_and_each_spectator_gets_one_per_period() {
+        let metrics = Metrics::new();
+        let (tx, _keep) = broadcast::channel(16);
+        let (me, _inbox) = mpsc::unbounded_channel();
+        let mut shard = Shard {
+            fanout: Fanout::new(1, Duration::from_secs(1)),
+            key: "k".into(),
+            feed: Still(tx.clone()),
+            inbox: me.downgrade(),
+            spectators: Vec::new(),
+            index: HashMap::new(),
+            lead: None,
+            spare: Vec::new(),
+            last: 0,
+            beat: 0,
+            next_slice: 0,
+        };
+        let mut clients = Vec::new();
+        for _ in 0..16 {
+            let (s, c) = silent(&metrics).await;
+            clients.push(c);
+            shard.admit(Admission {
+                spectator: s,
+                live: tx.subscribe(),
+            });
+        }
+        let mut total = vec![0; clients.len()];
+        for slice in 1..=(2 * SLICES as usize) {
+            // What one slice of the period writes (the shard's clock ticks
+            // once per slice).
+            shard.keepalive();
+            let now = arrived(&clients);
+            assert_eq!(
+                now.iter().sum::<usize>(),
+                2,
+                "slice {slice}: two of the 16 get their keepalive: {now:?}"
+            );
+            for (t, n) in total.iter_mut().zip(now) {
+                *t += n;
+            }
+            if slice % SLICES as usize == 0 {
+                let periods = slice / SLICES as usize;
+                assert!(
+                    total.iter().all(|&t| t == periods),
+                    "after {periods} periods each has {periods}: {total:?}"
+                );
+            }
+        }
     }
 }
