@@ -149,6 +149,17 @@ impl Conn {
         Ok(())
     }
 
+    /// The socket's descriptor (-1 once closed, or off unix), for the
+    /// fan-out's fast path: a shard writes each tick with one `send` on it,
+    /// not through tokio's readiness (see `fanout::shard::write`).
+    pub fn raw_fd(&self) -> i32 {
+        #[cfg(unix)]
+        if let Some(s) = self.stream.as_ref() {
+            return std::os::fd::AsRawFd::as_raw_fd(s);
+        }
+        -1
+    }
+
     /// The peer's address, while the socket is open.
     pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
         self.stream.as_ref()?.peer_addr().ok()

@@ -323,6 +323,7 @@ async fn open<R: WsRoom>(
         room_metrics,
         talk: Some(line),
         slice: 0,
+        fd: -1,
     };
     let key = match format {
         Format::Json => format!("{id} json"),

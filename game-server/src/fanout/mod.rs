@@ -122,6 +122,10 @@ pub struct Spectator {
     /// The slice of the keepalive period its keepalive is written in (set
     /// by the shard that holds it).
     slice: u8,
+    /// Its socket's descriptor, kept beside it so a shard's pass over its
+    /// spectators reads nothing but their slots (set by the shard; -1:
+    /// write through `conn`).
+    fd: i32,
 }
 
 /// A spectator handed to a shard, with the room's ring from where its
@@ -360,6 +364,7 @@ async fn open<R: SseRoom + Clone + Sync>(
         room_metrics,
         talk: None,
         slice: 0,
+        fd: -1,
     };
     fanout.admit(
         id,
