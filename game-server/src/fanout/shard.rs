@@ -108,6 +108,27 @@ struct Shard<F: Feed> {
 }
 
 impl<F: Feed> Shard<F> {
+    fn new(
+        fanout: Arc<Fanout<F>>,
+        key: String,
+        feed: F,
+        inbox: mpsc::WeakUnboundedSender<ToShard>,
+    ) -> Self {
+        Shard {
+            fanout,
+            key,
+            feed,
+            inbox,
+            spectators: Vec::new(),
+            index: HashMap::new(),
+            lead: None,
+            spare: Vec::new(),
+            last: 0,
+            beat: 0,
+            next_slice: 0,
+        }
+    }
+
     /// Takes spectator `i` out of the shard, giving up its ring place.
     fn take(&mut self, i: usize) -> Spectator {
         let s = self.spectators.swap_remove(i);
@@ -364,19 +385,7 @@ pub(crate) async fn run<F: Feed>(
     mut inbox: mpsc::UnboundedReceiver<ToShard>,
     keepalive: Duration,
 ) {
-    let mut shard = Shard {
-        fanout,
-        key,
-        feed,
-        inbox: me,
-        spectators: Vec::new(),
-        index: HashMap::new(),
-        lead: None,
-        spare: Vec::new(),
-        last: 0,
-        beat: 0,
-        next_slice: 0,
-    };
+    let mut shard = Shard::new(fanout, key, feed, me);
     let slice = (keepalive / u32::from(SLICES)).max(Duration::from_millis(1));
     let mut ticker = tokio::time::interval_at(Instant::now() + slice, slice);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -425,9 +434,8 @@ mod tests {
 
     use super::*;
     use crate::accept::{Conn, Lingering};
-    use crate::conn::Connection;
-    use crate::fanout::talk::{self, Chat, Rules};
-    use crate::limits::{Counters, Limits};
+    use crate::fanout::talk;
+    use crate::limits::Counters;
     use crate::metrics::{Metrics, Transport};
 
     /// A room that never ticks.
@@ -446,14 +454,6 @@ mod tests {
         }
     }
 
-    struct Nobody;
-
-    impl Chat for Nobody {
-        fn chat(&self, _text: String) -> Result<(), protocol::ErrorMsg> {
-            Ok(())
-        }
-    }
-
     /// A masked client control frame.
     fn client_frame(c: Control, payload: &[u8]) -> Vec<u8> {
         let mask = [3u8, 1, 4, 1];
@@ -468,51 +468,46 @@ mod tests {
         out
     }
 
+    /// The server's `Conn` and the client's end of a loopback connection.
+    async fn pair() -> (Arc<Conn>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let conn = Conn::new(
+            server,
+            None,
+            Duration::from_secs(10),
+            Arc::new(Counters::default()),
+            Lingering::new(4),
+        );
+        (Arc::new(conn), client)
+    }
+
+    fn spectator(conn: Arc<Conn>, metrics: &Metrics, talk: Option<talk::Line>) -> Spectator {
+        Spectator {
+            conn,
+            after: 0,
+            metrics: metrics.conn(Transport::Ws, "r"),
+            room_metrics: metrics.room("r"),
+            talk,
+            slice: 0,
+            fd: -1,
+        }
+    }
+
     /// A WebSocket spectator (past its handshake) whose reader runs and
     /// has read `early`; the client's end of its socket.
     async fn talking(
         metrics: &Metrics,
         early: Vec<u8>,
     ) -> (Spectator, TcpStream, tokio::task::JoinHandle<()>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let limits = Arc::new(Limits::default());
-        let counters = Arc::new(Counters::default());
-        let conn = Arc::new(Conn::new(
-            server,
-            None,
-            limits.write_stall_timeout,
-            counters.clone(),
-            Lingering::new(4),
-        ));
+        let (conn, client) = pair().await;
         let (line, ear) = talk::line();
-        let rules = Rules {
-            format: protocol::Format::Json,
-            conn: Connection::new(
-                0,
-                true,
-                limits.clone(),
-                counters.clone(),
-                std::time::Instant::now(),
-            ),
-            limits,
-            counters,
-            room: Nobody,
-        };
+        let rules = talk::tests::rules(protocol::Format::Json);
         let reader = tokio::spawn(talk::read(conn.clone(), ear, rules, early));
-        let spectator = Spectator {
-            conn,
-            after: 0,
-            metrics: metrics.conn(Transport::Ws, "r"),
-            room_metrics: metrics.room("r"),
-            talk: Some(line),
-            slice: 0,
-            fd: -1,
-        };
-        (spectator, client, reader)
+        (spectator(conn, metrics, Some(line)), client, reader)
     }
 
     /// Regression: a spectator queued to a shard just as its last one
@@ -573,31 +568,11 @@ mod tests {
         assert_eq!(pong, [0x8A, 0x02, b'h', b'i']);
     }
 
-    /// An SSE-like spectator (one that never talks) and its client end,
+    /// A spectator that never talks (as SSE's) and its client end,
     /// non-blocking (read by plain system calls, no runtime needed).
     async fn silent(metrics: &Metrics) -> (Spectator, std::net::TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let conn = Conn::new(
-            server,
-            None,
-            Duration::from_secs(10),
-            Arc::new(Counters::default()),
-            Lingering::new(4),
-        );
-        let spectator = Spectator {
-            conn: Arc::new(conn),
-            after: 0,
-            metrics: metrics.conn(Transport::Sse, "r"),
-            room_metrics: metrics.room("r"),
-            talk: None,
-            slice: 0,
-            fd: -1,
-        };
-        (spectator, client.into_std().unwrap())
+        let (conn, client) = pair().await;
+        (spectator(conn, metrics, None), client.into_std().unwrap())
     }
 
     /// Bytes that have arrived at each client, without waiting.
@@ -621,19 +596,12 @@ mod tests {
         let metrics = Metrics::new();
         let (tx, _keep) = broadcast::channel(16);
         let (me, _inbox) = mpsc::unbounded_channel();
-        let mut shard = Shard {
-            fanout: Fanout::new(1, Duration::from_secs(1)),
-            key: "k".into(),
-            feed: Still(tx.clone()),
-            inbox: me.downgrade(),
-            spectators: Vec::new(),
-            index: HashMap::new(),
-            lead: None,
-            spare: Vec::new(),
-            last: 0,
-            beat: 0,
-            next_slice: 0,
-        };
+        let mut shard = Shard::new(
+            Fanout::new(1, Duration::from_secs(1)),
+            "k".into(),
+            Still(tx.clone()),
+            me.downgrade(),
+        );
         let mut clients = Vec::new();
         for _ in 0..16 {
             let (s, c) = silent(&metrics).await;

@@ -456,17 +456,19 @@ fn end(mailbox: &Mailbox, rules: &Rules<impl Chat>, why: Ending) -> Heard {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    struct Nobody;
+    /// A room that takes every chat line and does nothing with it.
+    pub(crate) struct Nobody;
     impl Chat for Nobody {
         fn chat(&self, _text: String) -> Result<(), protocol::ErrorMsg> {
             Ok(())
         }
     }
 
-    fn rules(format: Format) -> Rules<Nobody> {
+    /// Default limits and a fresh connection's rules, in `format`.
+    pub(crate) fn rules(format: Format) -> Rules<Nobody> {
         let limits = Arc::new(Limits::default());
         let counters = Arc::new(Counters::default());
         Rules {
