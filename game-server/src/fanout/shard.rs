@@ -429,7 +429,6 @@ pub(crate) async fn run<F: Feed>(
 mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
-    use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, OpCode};
 
     use super::*;
@@ -456,16 +455,7 @@ mod tests {
 
     /// A masked client control frame.
     fn client_frame(c: Control, payload: &[u8]) -> Vec<u8> {
-        let mask = [3u8, 1, 4, 1];
-        let header = FrameHeader {
-            opcode: OpCode::Control(c),
-            mask: Some(mask),
-            ..FrameHeader::default()
-        };
-        let mut out = Vec::new();
-        header.format(payload.len() as u64, &mut out).unwrap();
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        out
+        talk::tests::client_frame(OpCode::Control(c), payload)
     }
 
     /// The server's `Conn` and the client's end of a loopback connection.

@@ -487,7 +487,7 @@ pub(crate) mod tests {
     }
 
     /// A masked client frame.
-    fn client_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+    pub(crate) fn client_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
         let mask = [7u8, 1, 9, 3];
         let header = FrameHeader {
             opcode,
