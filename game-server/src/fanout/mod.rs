@@ -124,7 +124,8 @@ pub struct Spectator {
     slice: u8,
     /// Its socket's descriptor, kept beside it so a shard's pass over its
     /// spectators reads nothing but their slots (set by the shard; -1:
-    /// write through `conn`).
+    /// write through `conn`; read on Linux only).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     fd: i32,
 }
 

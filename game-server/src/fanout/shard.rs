@@ -63,7 +63,8 @@ pub(super) fn write(s: &Spectator, bytes: &Bytes) -> Wrote {
 /// only ever cleared by its own writes, so skipping it here can leave it
 /// saying "writable" when the socket is full, never the reverse: the slow
 /// path's first write then finds the socket full and waits as it should.
-#[cfg(unix)]
+/// (Linux: `MSG_NOSIGNAL` is not everywhere; elsewhere it is tokio's write.)
+#[cfg(target_os = "linux")]
 fn send(s: &Spectator, bytes: &[u8]) -> std::io::Result<usize> {
     if s.fd < 0 {
         return s.conn.try_write(bytes);
@@ -82,7 +83,7 @@ fn send(s: &Spectator, bytes: &[u8]) -> std::io::Result<usize> {
     usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
 }
 
-#[cfg(not(unix))]
+#[cfg(not(target_os = "linux"))]
 fn send(s: &Spectator, bytes: &[u8]) -> std::io::Result<usize> {
     s.conn.try_write(bytes)
 }
